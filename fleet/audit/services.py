@@ -1,0 +1,130 @@
+"""Recording and verifying audit events, and audited create/update/delete.
+
+Every write path (API, admin, commands, tasks) goes through :func:`create`,
+:func:`update` and :func:`delete` or calls :func:`record` itself, inside the same
+transaction as the change, so an event exists exactly when the change does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, TypeVar
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from fleet.audit import context
+from fleet.audit.models import GENESIS_HASH, AuditEvent
+from fleet.audit.snapshot import changed_fields, snapshot
+from fleet.core.locks import xact_lock
+
+M = TypeVar("M", bound=models.Model)
+
+
+def record(action: str, *, target: models.Model | None = None, target_type: str = "",
+           target_id: str = "", target_repr: str = "", cluster: str = "",
+           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+           metadata: dict[str, Any] | None = None) -> AuditEvent:
+    """Append one event to the chain, as the actor of the active audit context."""
+    ctx = context.current()
+    if target is not None:
+        target_type = target_type or target._meta.model_name
+        target_id = target_id or str(target.pk)
+        target_repr = target_repr or str(target)
+        cluster = cluster or getattr(target, "audit_cluster_name", "")
+    with transaction.atomic():
+        xact_lock("audit-chain")
+        last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
+        sequence, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        event = AuditEvent(
+            sequence=sequence, timestamp=timezone.now(), actor=ctx.actor_name()[:150],
+            source=ctx.source, action=action, target_type=target_type, target_id=target_id,
+            target_repr=target_repr[:255], cluster=cluster, before=before, after=after,
+            request_id=ctx.request_id, metadata=metadata or {}, prev_hash=prev_hash,
+        )
+        event.hash = event.compute_hash()
+        event.save(force_insert=True)
+    return event
+
+
+def _action(instance: models.Model, verb: str) -> str:
+    return f"{instance._meta.model_name}.{verb}"
+
+
+def create(instance: M, *, metadata: dict[str, Any] | None = None) -> M:
+    with transaction.atomic():
+        instance.full_clean(validate_unique=False, validate_constraints=False)
+        instance.save(force_insert=True)
+        record(_action(instance, "create"), target=instance, after=snapshot(instance),
+               metadata=metadata)
+    return instance
+
+
+def update(instance: M, changes: dict[str, Any], *, secrets_changed: Iterable[str] = (),
+           metadata: dict[str, Any] | None = None) -> M:
+    """Apply ``changes`` and audit them; a no-op update writes nothing.
+
+    Snapshots show a secret only as set or unset, so a replaced secret is invisible
+    to the comparison: callers name the secret fields they really changed.
+    """
+    with transaction.atomic():
+        before = snapshot(instance)
+        for name, value in changes.items():
+            setattr(instance, name, value)
+        after = snapshot(instance)
+        changed = sorted(set(changed_fields(before, after)) | set(secrets_changed))
+        if not changed:
+            return instance
+        instance.full_clean(validate_unique=False, validate_constraints=False)
+        instance.save()
+        record(_action(instance, "update"), target=instance, before=before, after=after,
+               metadata={"changed": changed, **(metadata or {})})
+    return instance
+
+
+def delete(instance: models.Model, *, metadata: dict[str, Any] | None = None) -> None:
+    with transaction.atomic():
+        before = snapshot(instance)
+        target = dict(target_type=instance._meta.model_name, target_id=str(instance.pk),
+                      target_repr=str(instance),
+                      cluster=getattr(instance, "audit_cluster_name", ""))
+        instance.delete()
+        record(_action(instance, "delete"), before=before, metadata=metadata, **target)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_broken: int | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked, "first_broken_sequence": self.first_broken,
+                "reason": self.reason}
+
+
+def verify_chain(events: Iterable[AuditEvent] | None = None) -> ChainReport:
+    """Walk the chain in order and name the first event that does not fit.
+
+    An event is broken when its sequence skips (a removed event), its ``prev_hash`` is
+    not the previous event's hash (reordered or removed), or its stored hash does not
+    match its content (edited).
+    """
+    if events is None:
+        events = AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000)
+    expected_sequence, prev_hash, checked = 1, GENESIS_HASH, 0
+    for event in events:
+        problem = ""
+        if event.sequence != expected_sequence:
+            problem = f"sequence {event.sequence} follows {expected_sequence - 1}: events are missing"
+        elif event.prev_hash != prev_hash:
+            problem = "prev_hash does not match the previous event's hash"
+        elif event.compute_hash() != event.hash:
+            problem = "stored hash does not match the event's content: it was altered"
+        if problem:
+            return ChainReport(False, checked, event.sequence, f"event #{event.sequence} "
+                               f"({event.timestamp.isoformat()}, {event.action}): {problem}")
+        checked += 1
+        expected_sequence, prev_hash = event.sequence + 1, event.hash
+    return ChainReport(True, checked)

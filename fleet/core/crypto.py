@@ -1,0 +1,38 @@
+"""Encryption at rest for secrets (cluster credentials), with Fernet.
+
+``FLEET_CREDENTIALS_KEYS`` lists keys: the first encrypts, every one decrypts, so a
+key is rotated by prepending a new one and re-saving. Errors never carry plaintext.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+
+
+class DecryptionError(Exception):
+    """The stored secret cannot be read with any configured key."""
+
+
+@lru_cache(maxsize=4)
+def _cipher(keys: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(key.encode()) for key in keys])
+
+
+def cipher() -> MultiFernet:
+    return _cipher(tuple(settings.FLEET_CREDENTIALS_KEYS))
+
+
+def encrypt(plaintext: str) -> str:
+    return cipher().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    try:
+        return cipher().decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise DecryptionError(
+            "stored secret cannot be decrypted with FLEET_CREDENTIALS_KEYS (was the key rotated away?)"
+        ) from None

@@ -1,0 +1,74 @@
+"""Admin for the inventory. Credentials are write-only: shown as set or unset, entered
+as JSON, validated like the API's, and replaced or cleared, never displayed."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin
+
+from fleet.audit.admin import AuditedAdminMixin
+from fleet.inventory.credentials import CredentialError, parse_credentials
+from fleet.inventory.models import Channel, Cluster, Release
+from fleet.inventory.services import credentials_differ
+
+
+class ClusterAdminForm(forms.ModelForm):
+    new_credentials = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        help_text='Replaces the stored credentials. JSON, e.g. {"token": "…", "ca_pem": "…"} '
+                  'or {"kubeconfig": "…"}. Leave empty to keep them.')
+    clear_credentials = forms.BooleanField(required=False, help_text="Remove the stored credentials.")
+
+    class Meta:
+        model = Cluster
+        fields = "__all__"
+
+    def clean_new_credentials(self):
+        raw = self.cleaned_data.get("new_credentials", "").strip()
+        if not raw:
+            return None
+        try:
+            return parse_credentials(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+        except CredentialError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(Cluster)
+class ClusterAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    form = ClusterAdminForm
+    list_display = ["name", "channel", "status", "credentials", "paused", "pinned", "protected",
+                    "last_contact_at"]
+    list_filter = ["status", "channel", "paused", "pinned", "protected", "origin"]
+    search_fields = ["name"]
+    list_select_related = ["channel"]
+    readonly_fields = ["credentials", "status", "status_message", "last_contact_at", "origin",
+                       "source_file", "created_at", "updated_at"]
+
+    @admin.display(description="credentials")
+    def credentials(self, obj: Cluster) -> str:
+        return "set" if obj.has_credentials else "unset"
+
+    def save_model(self, request, obj, form, change) -> None:
+        new = form.cleaned_data.get("new_credentials")
+        if form.cleaned_data.get("clear_credentials"):
+            obj.set_credentials(None)
+        elif new is not None and credentials_differ(obj, new):
+            obj.set_credentials(new)
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Channel)
+class ChannelAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "branch", "repo_url"]
+    search_fields = ["name", "branch"]
+
+
+@admin.register(Release)
+class ReleaseAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["version", "channel", "upstream_sha", "created_at"]
+    list_filter = ["channel"]
+    list_select_related = ["channel"]

@@ -1,0 +1,160 @@
+"""Django settings, all from ``FLEET_*`` environment variables (plus DATABASE_URL and
+CELERY_BROKER_URL); see the README's configuration table. Nothing set gives the
+embedded default: SQLite and a file-system Celery broker under ``FLEET_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from fleet.conf import Env, persistent_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = Env()
+
+DATA_DIR: Path = env.path("FLEET_DATA_DIR", BASE_DIR / "var")
+DEBUG = env.bool("FLEET_DEBUG", False)
+SECRET_KEY = env.str("FLEET_SECRET_KEY") or persistent_secret(
+    DATA_DIR / "secret-key", lambda: secrets.token_urlsafe(50)
+)
+ALLOWED_HOSTS = env.list("FLEET_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("FLEET_CSRF_TRUSTED_ORIGINS", [])
+
+# Fernet keys for cluster credentials at rest; the first encrypts, all decrypt (rotation).
+FLEET_CREDENTIALS_KEYS: list[str] = env.list("FLEET_CREDENTIALS_KEYS", []) or [
+    persistent_secret(DATA_DIR / "credentials.key", lambda: Fernet.generate_key().decode())
+]
+# Directories from which clusters-as-code files may read referenced secrets.
+FLEET_SECRET_FILE_DIRS: list[str] = env.list("FLEET_SECRET_FILE_DIRS", [])
+FLEET_CLUSTERS_DIR: Path = env.path("FLEET_CLUSTERS_DIR", BASE_DIR / "clusters")
+FLEET_MAX_REQUEST_BYTES = env.int("FLEET_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
+
+DATABASES = {"default": env.database("DATABASE_URL", DATA_DIR / "fleet.sqlite3")}
+
+CELERY_BROKER_URL = env.broker("CELERY_BROKER_URL", "filesystem://")
+CELERY_EMBEDDED_BROKER = CELERY_BROKER_URL == "filesystem://"
+_broker_dir = DATA_DIR / "broker"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_EMBEDDED_BROKER
+    else {"visibility_timeout": 3600}
+)
+CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
+CELERY_TASK_IGNORE_RESULT = True  # task outcomes live in the database, never in a result backend
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+
+LOG_LEVEL = env.choice("FLEET_LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
+
+env.check()
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "fleet.core",
+    "fleet.accounts",
+    "fleet.audit",
+    "fleet.inventory",
+    "fleet.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "fleet.audit.middleware.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "fleet.urls"
+WSGI_APPLICATION = "fleet.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+DATA_UPLOAD_MAX_MEMORY_SIZE = FLEET_MAX_REQUEST_BYTES
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes a missing credential a 401, not a 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "fleet.accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["fleet.accounts.permissions.RolePermission"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "fleet.api.pagination.FleetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "fleet.api.exceptions.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # ?format= belongs to the audit export, not to renderer selection.
+    "URL_FORMAT_OVERRIDE": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Fleet API",
+    "DESCRIPTION": "GitOps control plane for fleets of Kubernetes clusters.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Served from our own static files: a control plane is often air-gapped.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL.upper()},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
