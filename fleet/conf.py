@@ -124,10 +124,11 @@ def parse_database_url(url: str) -> dict:
     """Turn ``postgres://…`` or ``sqlite:///…`` into a Django DATABASES entry."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        path = unquote(parts.path)
-        if not path or path == "/":
+        # As SQLAlchemy reads it: sqlite:///relative/path, sqlite:////absolute/path.
+        path = unquote(parts.path)[1:]
+        if not path:
             raise ValueError("sqlite URL needs a file path")
-        return sqlite_database(Path(path))
+        return sqlite_database(Path(path).resolve())
     if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
         raise ValueError(f"unsupported scheme {parts.scheme!r}")
     name = unquote(parts.path.lstrip("/"))

@@ -47,6 +47,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     if CELERY_EMBEDDED_BROKER
     else {"visibility_timeout": 3600}
 )
+if CELERY_EMBEDDED_BROKER:
+    for _folder in ("queue", "processed"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_BEAT_SCHEDULE = {
+    "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True  # task outcomes live in the database, never in a result backend
 CELERY_TASK_ACKS_LATE = True
@@ -142,6 +149,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "GitOps control plane for fleets of Kubernetes clusters.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["fleet.accounts.permissions.RolePermission"],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from our own static files: a control plane is often air-gapped.

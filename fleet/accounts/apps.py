@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
-        from fleet.accounts import signals  # noqa: F401 - connects the receivers
+        from fleet.accounts import schema, signals  # noqa: F401 - registers extensions, receivers

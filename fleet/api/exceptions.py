@@ -6,7 +6,8 @@ Django ``ValidationError`` (raised by model validation inside services) becomes 
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -34,6 +35,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, RequestDataTooBig):
+        size = context["request"].META.get("CONTENT_LENGTH", "?")
+        return Response({"detail": f"request body of {size} bytes exceeds the limit of "
+                                   f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"},
+                        status=status.HTTP_400_BAD_REQUEST)
     elif isinstance(exc, IntegrityError):
         # A uniqueness race lost to a concurrent writer: a conflict, not a server error.
         return Response({"detail": "conflicts with an existing object"}, status=status.HTTP_409_CONFLICT)

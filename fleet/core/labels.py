@@ -124,7 +124,7 @@ class Selector:
         return ",".join(str(req) for req in self.requirements)
 
 
-_TOKEN_RE = re.compile(r"\s*(?:(?P<op>==|!=|=|\(|\)|,|!)|(?P<word>[^\s=!(),]+))")
+_TOKEN_RE = re.compile(r"\s*(?:(?P<op>==|!=|=|\(|\)|,|!|<|>)|(?P<word>[^\s=!(),<>]+))")
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:

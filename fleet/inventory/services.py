@@ -39,3 +39,7 @@ def update_cluster(cluster: Cluster, fields: dict[str, Any],
         fields = {**fields, "credentials_encrypted": credentials.encrypt() if credentials else ""}
         secrets_changed.append("credentials_encrypted")
     return audit.update(cluster, fields, secrets_changed=secrets_changed)
+
+
+def delete_cluster(cluster: Cluster) -> None:
+    audit.delete(cluster)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs Fleet on its embedded defaults: SQLite, a file-system Celery broker, a worker
+# (with the periodic scheduler) and the web server, all on this machine, no services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap-venv.sh
+PY=.venv/bin/python
+HOST="${FLEET_HOST:-127.0.0.1}"
+PORT="${FLEET_PORT:-8000}"
+
+$PY manage.py migrate --no-input -v0
+$PY manage.py bootstrap
+$PY manage.py collectstatic --no-input -v0
+mkdir -p var/log
+
+.venv/bin/celery -A fleet worker --beat --concurrency=2 --loglevel=INFO \
+  --logfile=var/log/worker.log &
+worker=$!
+trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
+
+echo
+echo "Fleet is running at http://$HOST:$PORT/  (admin console; API at /api/v1/, docs at /api/v1/docs/)"
+echo "Log in as 'admin' with the password in var/admin-password."
+echo "Worker log: var/log/worker.log. Stop with Ctrl-C."
+echo
+.venv/bin/gunicorn fleet.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 \
+  --access-logfile - --error-logfile -

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs the whole suite against real services:
+# PostgreSQL and Redis (from Debian's packages if missing), the local-fleet binaries
+# (built from Go modules, cached in ~/.cache/fleet/bin), then pytest on PostgreSQL,
+# then the `embedded` subset on SQLite to keep the no-services default honest.
+# PYTEST_MARK narrows both runs (e.g. "not slow"); extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap-venv.sh dev
+eval "$(scripts/services.sh up)"
+.venv/bin/python -m fleet.localfleet.binaries
+
+export FLEET_DATA_DIR="${FLEET_TEST_DATA_DIR:-$(mktemp -d /tmp/fleet-test.XXXXXX)}"
+mark="${PYTEST_MARK:-}"
+
+echo "== tests on PostgreSQL ($DATABASE_URL)"
+.venv/bin/pytest ${mark:+-m "$mark"} "$@"
+
+echo "== embedded subset on SQLite"
+DATABASE_URL="sqlite:///$FLEET_DATA_DIR/fleet-test.sqlite3" \
+  .venv/bin/pytest -m "embedded${mark:+ and ($mark)}" "$@"
