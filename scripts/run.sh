@@ -14,7 +14,7 @@ $PY manage.py collectstatic --no-input -v0
 mkdir -p var/log
 
 .venv/bin/celery -A fleet worker --beat --concurrency=2 --loglevel=INFO \
-  --logfile=var/log/worker.log &
+  >>var/log/worker.log 2>&1 &
 worker=$!
 trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
 
