@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from fleet.audit import services as audit
 from fleet.audit.models import AuditEvent
+from fleet.core.admin import ReadOnlyAdminMixin
 
 
 class AuditedAdminMixin:
@@ -35,18 +36,8 @@ class AuditedAdminMixin:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["sequence", "timestamp", "actor", "source", "action", "target_repr", "cluster"]
     list_filter = ["source", "action", "cluster"]
     search_fields = ["actor", "action", "target_repr", "cluster", "request_id"]
     date_hierarchy = "timestamp"
-    readonly_fields = [f.name for f in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
