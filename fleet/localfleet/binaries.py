@@ -1,0 +1,209 @@
+"""Pinned local-fleet binaries (Kubernetes, etcd, kwok, kustomize, OPA, conftest), built
+from their Go modules and cached outside the repo.
+
+Why build instead of download: the machines we run on reach the Go module proxy but not
+release download sites, and a go.mod + go.sum of ours pins every dependency.
+
+Cache layout: ``${FLEET_BIN_CACHE:-~/.cache/fleet/bin}/<name>-<version>``; a present
+file is trusted, so a warm run only stats files. ``FLEET_<NAME>_BIN`` (e.g.
+``FLEET_KUBE_APISERVER_BIN``, ``FLEET_KUSTOMIZE_BIN``) points one binary elsewhere.
+
+Run standalone (no Django): ``python -m fleet.localfleet.binaries [name ...]``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+from fleet.localfleet.constants import ARTIFACT_NAMES, BUILD_PARALLELISM, BUILDS, GoBuild
+
+GOMOD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "localfleet" / "gomod"
+
+Progress = Callable[[str], None]
+
+
+class BinaryError(RuntimeError):
+    """A binary is unknown, cannot be built, or an override points at nothing usable."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FLEET_BIN_CACHE") or Path.home() / ".cache" / "fleet" / "bin")
+
+
+def override_variable(name: str) -> str:
+    """``kube-apiserver`` -> ``FLEET_KUBE_APISERVER_BIN``."""
+    return f"FLEET_{name.upper().replace('-', '_')}_BIN"
+
+
+def _build_of(name: str) -> GoBuild:
+    for build in BUILDS:
+        if name in build.packages or name in build.module_files:
+            return build
+    raise BinaryError(f"unknown local-fleet artifact {name!r}; known: {', '.join(ARTIFACT_NAMES)}")
+
+
+def cached_path(name: str) -> Path:
+    return cache_dir() / f"{name}-{_build_of(name).version}"
+
+
+def _override(name: str) -> Path | None:
+    value = os.environ.get(override_variable(name))
+    if not value or name not in _build_of(name).packages:
+        return None
+    path = Path(value).expanduser()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise BinaryError(f"{override_variable(name)}={value} is not an executable file")
+    return path
+
+
+def ensure_binaries(names: Iterable[str] | None = None, progress: Progress = print) -> dict[str, Path]:
+    """Return a path for each artifact (all by default), building missing ones.
+
+    Artifacts are the binaries plus files taken from a pinned module (kwok-stages).
+    Cheap when everything is cached: no Go invocation, only file checks.
+    """
+    wanted = list(names) if names is not None else list(ARTIFACT_NAMES)
+    paths = {name: _override(name) or cached_path(name) for name in wanted}
+    missing = [name for name, path in paths.items() if not path.is_file()]
+    if missing:
+        with _build_lock():
+            # Another process may have built them while we waited for the lock.
+            missing = [name for name in missing if not paths[name].is_file()]
+            if missing:
+                _build_missing(missing, progress)
+    return paths
+
+
+@contextmanager
+def _build_lock() -> Iterator[None]:
+    """Serialise builds across processes (parallel test runs, CI steps) sharing a cache."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _build_missing(missing: list[str], progress: Progress) -> None:
+    if shutil.which("go") is None:
+        raise BinaryError("`go` is not on PATH; the local-fleet binaries are built from Go modules")
+    progress(
+        f"Building {len(missing)} local-fleet binaries into {cache_dir()}: {', '.join(missing)}. "
+        "The first build takes many minutes (about 15 on 2 cores); later runs reuse the cache."
+    )
+    jobs = [(build, [n for n in (*build.packages, *build.module_files) if n in missing]) for build in BUILDS]
+    jobs = [(build, names) for build, names in jobs if names]
+    with ThreadPoolExecutor(max_workers=BUILD_PARALLELISM) as pool:
+        futures = [pool.submit(_go_build, build, names, progress) for build, names in jobs]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise BinaryError("\n".join(str(e) for e in errors))
+
+
+def check_gomod(build: GoBuild) -> None:
+    """Fail early if constants.py and the group's go.mod disagree on the version."""
+    gomod = GOMOD_DIR / build.group / "go.mod"
+    if not gomod.is_file():
+        raise BinaryError(f"{gomod} is missing; the local-fleet binaries build from the repo's deploy/ tree")
+    pattern = rf"^[ \t]*(?:require[ \t]+)?{re.escape(build.module)}[ \t]+(\S+)"
+    found = re.search(pattern, gomod.read_text(), re.MULTILINE)
+    if found is None or found.group(1) != build.version:
+        got = found.group(1) if found else "nothing"
+        raise BinaryError(f"{gomod} requires {build.module} {got}, constants.py pins {build.version}")
+
+
+def _go_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "CGO_ENABLED": "0",
+        "GOTOOLCHAIN": "local",
+        "GOFLAGS": f"{os.environ.get('GOFLAGS', '')} -mod=readonly".strip(),
+    }
+
+
+def _go_build(build: GoBuild, names: list[str], progress: Progress) -> None:
+    """Build the wanted binaries of one group, then copy its wanted module files."""
+    check_gomod(build)
+    binaries = [n for n in names if n in build.packages]
+    if binaries:
+        _compile(build, binaries, progress)
+    for name in names:
+        if name in build.module_files:
+            _copy_module_files(build, name)
+            progress(f"  extracted {name} {build.version} -> {cached_path(name)}")
+
+
+def _compile(build: GoBuild, names: list[str], progress: Progress) -> None:
+    log_path = cache_dir() / "logs" / f"{build.group}-{build.version}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".build-") as out:
+        # With one package -o names the file; with several it names a directory and
+        # each binary is named after its package's last path element.
+        target = str(Path(out) / names[0]) if len(names) == 1 else out + os.sep
+        command = [
+            "go", "build", "-trimpath", "-ldflags", " ".join(("-s", "-w", *build.ldflags)),
+            "-o", target, *(build.packages[n] for n in names),
+        ]  # fmt: skip
+        started = time.monotonic()
+        with open(log_path, "w") as log:
+            log.write(f"$ {' '.join(command)}\n")
+            log.flush()
+            result = subprocess.run(
+                command, cwd=GOMOD_DIR / build.group, env=_go_env(), stdout=log, stderr=subprocess.STDOUT
+            )
+        elapsed = time.monotonic() - started
+        if result.returncode != 0:
+            tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
+            raise BinaryError(
+                f"go build of {build.group} {build.version} failed (exit {result.returncode}); "
+                f"see {log_path}:\n{tail}"
+            )
+        for name in names:
+            built = Path(out) / (names[0] if len(names) == 1 else build.packages[name].rsplit("/", 1)[-1])
+            os.replace(built, cached_path(name))
+            progress(f"  built {name} {build.version} in {elapsed:.0f}s -> {cached_path(name)}")
+
+
+def _copy_module_files(build: GoBuild, name: str) -> None:
+    """Concatenate files of the pinned module (downloaded, and verified against go.sum)."""
+    result = subprocess.run(
+        ["go", "mod", "download", "-json", build.module],
+        cwd=GOMOD_DIR / build.group, env=_go_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise BinaryError(f"go mod download {build.module} failed: {result.stdout}{result.stderr}")
+    module_dir = Path(json.loads(result.stdout)["Dir"])
+    documents = [(module_dir / path).read_text().strip() for path in build.module_files[name]]
+    staging = cache_dir() / f".{name}.partial"
+    staging.write_text("\n---\n".join(documents) + "\n")
+    os.replace(staging, cached_path(name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = (argv if argv is not None else sys.argv[1:]) or None
+    started = time.monotonic()
+    try:
+        paths = ensure_binaries(names, progress=partial(print, flush=True))
+    except BinaryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    print(f"({len(paths)} binaries ready in {time.monotonic() - started:.2f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
