@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GitopsConfig(AppConfig):
+    name = "fleet.gitops"
+    label = "gitops"

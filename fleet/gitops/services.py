@@ -1,0 +1,233 @@
+"""The GitOps operations on a cluster, for the API, the rollout engine and commands.
+
+Each operation takes the cluster's workspace lock, makes sure the clone exists
+(reusing it: fetch, never re-clone), does its work, and records an audit event
+when it changed a repository. Every one is idempotent: configuring with the same
+parameters commits nothing, upgrading to the release a cluster is on does nothing,
+tagging a commit whose latest deployment tag is already on it returns that tag,
+and pushing what internal already has moves nothing.
+
+Workspaces are caches; a cluster's internal repo is its truth. Writes therefore
+start from internal's branch (fast-forwarding to it) and end by pushing to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fleet.audit import services as audit
+from fleet.gitops import commits, overlay, tags, upgrade as upgrading
+from fleet.gitops.commits import Author, CommitResult
+from fleet.gitops.constants import CLUSTER_DIR, DEFAULT_BASE, INTERNAL, OVERLAY_FILE, RESOURCES_DIR
+from fleet.gitops.errors import BadInput, WorkspaceDirty
+from fleet.gitops.overlay import ClusterParams
+from fleet.gitops.tags import DeploymentRecord
+from fleet.gitops.upgrade import UpgradeResult
+from fleet.gitops.workspace import RepoSpec, Workspace, WorkspaceStatus
+from fleet.render.limits import RenderLimits
+from fleet.render.safety import find_kustomization
+from fleet.render.services import RenderResult, render_dir
+
+__all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "UpgradeResult",
+           "WorkspaceStatus", "commit_files", "configure", "fetch", "history", "locked", "prepare",
+           "push", "read_params", "render", "reset", "rollback_tree", "status", "tag_deployment",
+           "upgrade", "workspace_for"]
+
+
+@contextmanager
+def locked(cluster) -> Iterator[Workspace]:
+    """The cluster's workspace, cloned if needed, held for the duration (re-entrant).
+
+    The rollout engine wraps a whole pipeline in it, so no other job touches the
+    workspace between its steps.
+    """
+    workspace = Workspace(RepoSpec.of(cluster))
+    with workspace.lock():
+        workspace.ensure()
+        yield workspace
+
+
+def workspace_for(cluster) -> Workspace:
+    """The cluster's workspace, cloned if needed; take :func:`locked` to use it."""
+    with locked(cluster) as workspace:
+        return workspace
+
+
+def fetch(cluster) -> None:
+    with locked(cluster) as ws:
+        ws.fetch()
+
+
+def status(cluster, *, refresh: bool = True) -> WorkspaceStatus:
+    """Clean or dirty; ahead/behind/diverged against origin and internal (after a fetch)."""
+    with locked(cluster) as ws:
+        if refresh:
+            ws.fetch()
+        return ws.status()
+
+
+def reset(cluster, ref: str | None = None) -> str:
+    """Put the workspace at ``ref`` (default: internal's branch, else the channel's upstream)."""
+    with locked(cluster) as ws:
+        ws.fetch()
+        return ws.reset(ref)
+
+
+def read_params(cluster) -> ClusterParams | None:
+    with locked(cluster) as ws:
+        _start_from_internal(ws)
+        return overlay.read_params(ws.path, cluster=cluster.name)
+
+
+def configure(cluster, params: ClusterParams | dict[str, Any], author: Author, *, message: str = "",
+              push: bool = True) -> CommitResult:
+    """Write the cluster's parameters and overlay, commit them as ``author``, push."""
+    if not isinstance(params, ClusterParams):
+        params = ClusterParams.parse(params, cluster=cluster.name)
+    with locked(cluster) as ws:
+        _start_from_internal(ws)
+        limits = RenderLimits.from_settings()
+        files = overlay.overlay_files(ws.path, params, cluster=cluster.name)
+        paths = commits.write_files(ws, files, limits)
+        return _commit(ws, cluster, paths, author, message or f"Configure {cluster.name}", limits,
+                       action="gitops.configure", push=push, metadata={"params": params.as_dict()})
+
+
+def commit_files(cluster, files: dict[str, str | None], author: Author, message: str, *,
+                 push: bool = True) -> CommitResult:
+    """Commit arbitrary file edits (``None`` deletes a file) as ``author``, then push.
+
+    Adding or removing a manifest in ``cluster/resources/`` also regenerates the
+    overlay, when the cluster has parameters, so the new file is deployed.
+    """
+    with locked(cluster) as ws:
+        _start_from_internal(ws)
+        limits = RenderLimits.from_settings()
+        paths = commits.write_files(ws, files, limits)
+        try:
+            params = overlay.read_params(ws.path, cluster=cluster.name)
+            if params is not None and OVERLAY_FILE not in paths and any(
+                    p.startswith(RESOURCES_DIR + "/") for p in paths):
+                generated = {OVERLAY_FILE: overlay.generate_overlay(ws.path, params)}
+                paths = sorted({*paths, *commits.write_files(ws, generated, limits)})
+        except BadInput:
+            commits.discard(ws)
+            raise
+        return _commit(ws, cluster, paths, author, message, limits, action="gitops.commit", push=push)
+
+
+def _commit(ws: Workspace, cluster, paths: list[str], author: Author, message: str,
+            limits: RenderLimits, *, action: str, push: bool,
+            metadata: dict[str, Any] | None = None) -> CommitResult:
+    result = commits.check_and_commit(ws, paths, author, message, limits)
+    if result.changed:
+        audit.record(action, target=cluster, metadata={
+            "sha": result.sha, "files": result.files, "message": message[:500],
+            "author": f"{author.name} <{author.email}>", **(metadata or {})})
+    if push:
+        _push(ws, cluster, [])
+    return result
+
+
+def _start_from_internal(ws: Workspace) -> None:
+    """Fetch, then fast-forward to internal's branch; refuse a workspace that diverged."""
+    ws.fetch()
+    ws.require_clean("commit")
+    internal = ws.remote_ref(INTERNAL, ws.spec.internal_branch)
+    if internal is None or ws.is_ancestor(internal, "HEAD"):
+        ws.adopt_internal()
+        return
+    if ws.is_ancestor("HEAD", internal):
+        ws.reset(internal)
+        return
+    raise WorkspaceDirty(f"the workspace diverged from {INTERNAL}/{ws.spec.internal_branch} (an "
+                         "upgrade not yet deployed?); reset it or finish that deployment first",
+                         cluster=ws.spec.cluster)
+
+
+def upgrade(cluster, release) -> UpgradeResult:
+    """Rebase the cluster's own commits onto ``release`` (running its migration first).
+
+    Nothing is pushed: the rollout engine renders, gates and applies the result,
+    then :func:`tag_deployment` pushes it. A refusal (merge commit, failed
+    migration, conflict) leaves the workspace as it was and says why.
+    """
+    with locked(cluster) as ws:
+        ws.fetch()
+        return _upgrade(ws, cluster, release)
+
+
+def prepare(cluster, release) -> UpgradeResult:
+    """A deployment's first step: reset to internal's branch, then upgrade to ``release``.
+
+    Safe to repeat: whatever a crashed attempt left in the workspace is discarded.
+    """
+    with locked(cluster) as ws:
+        ws.fetch()
+        ws.reset()
+        return _upgrade(ws, cluster, release)
+
+
+def _upgrade(ws: Workspace, cluster, release) -> UpgradeResult:
+    result = upgrading.upgrade(ws, release.channel.branch, release.upstream_sha)
+    if result.changed or not result.ok:
+        audit.record("gitops.upgrade", target=cluster,
+                     metadata={"release": str(release), **result.as_dict()})
+    return result
+
+
+def render(cluster) -> RenderResult:
+    """Render the workspace as deployed: the cluster overlay, else the vendor's base."""
+    with locked(cluster) as ws:
+        for candidate in (ws.path / CLUSTER_DIR, ws.path / DEFAULT_BASE):
+            if find_kustomization(candidate) is not None:
+                return render_dir(candidate, root=ws.path)
+        return render_dir(ws.path)
+
+
+def tag_deployment(cluster, context: dict[str, Any] | None = None, *, push: bool = True) -> str:
+    """Tag HEAD as deployed (reusing the tag if HEAD already has the latest one) and push."""
+    with locked(cluster) as ws:
+        ws.fetch()
+        tag, created = tags.create_tag(ws, context or {})
+        if created:
+            audit.record("gitops.tag", target=cluster, metadata={"tag": tag, "sha": ws.head(),
+                                                                  "context": context or {}})
+        if push:
+            _push(ws, cluster, [tag])
+        return tag
+
+
+def push(cluster, tag_names: list[str] | tuple[str, ...] = ()) -> bool:
+    """Push the branch (and ``tag_names``) to internal; ``True`` if anything moved."""
+    with locked(cluster) as ws:
+        return _push(ws, cluster, list(tag_names))
+
+
+def _push(ws: Workspace, cluster, tag_names: list[str]) -> bool:
+    moved = tags.push(ws, tag_names)
+    if moved:
+        audit.record("gitops.push", target=cluster, metadata={
+            "sha": ws.head(), "branch": ws.spec.internal_branch, "tags": tag_names})
+    return moved
+
+
+def history(cluster) -> list[DeploymentRecord]:
+    """The cluster's deployments, newest first, read from the tags on its internal repo."""
+    with locked(cluster) as ws:
+        ws.fetch()
+        return tags.history(ws)
+
+
+def rollback_tree(cluster, tag: str) -> DeploymentRecord:
+    """Put the workspace at the tree a previous deployment tag recorded (not pushed yet)."""
+    with locked(cluster) as ws:
+        ws.fetch()
+        before = (ws.branch(), ws.head())
+        record = tags.rollback(ws, tag)
+        if (ws.branch(), ws.head()) != before:
+            audit.record("gitops.rollback", target=cluster, metadata={
+                "tag": tag, "sha": record.local_sha, "branch": record.local_branch})
+        return record

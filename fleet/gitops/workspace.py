@@ -1,0 +1,256 @@
+"""A cluster's local workspace: one clone, reused across jobs, used by one job at a time.
+
+Layout under ``FLEET_WORKSPACE_DIR``: ``<cluster>/repo`` is the clone (remotes
+``origin`` and ``internal``; the local branch is named after the channel and tracks
+``origin/<branch>``), ``<cluster>/lock`` the lock file, kept outside the clone so
+``git clean`` never touches it. The lock is an ``flock``: workspaces are local
+directories, so a lock on the same machine is exactly the scope needed, and the
+kernel releases it when a worker dies. It is re-entrant within a thread, so a
+service holding it can call another that takes it too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from fleet.gitops.constants import INTERNAL, ORIGIN
+from fleet.gitops.errors import BadInput, WorkspaceBusy, WorkspaceDirty
+from fleet.gitops.git import Git
+
+_held = threading.local()
+LEASE_REF = "refs/fleet/internal-base"
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """What the inventory says about a cluster's repositories."""
+
+    cluster: str
+    origin_url: str
+    branch: str  # the channel's release-X.Y branch
+    internal_url: str
+    internal_branch: str
+
+    @classmethod
+    def of(cls, cluster) -> "RepoSpec":
+        return cls(cluster.name, cluster.channel.repo_url, cluster.channel.branch,
+                   cluster.internal_repo_url, cluster.internal_branch)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """How the workspace's HEAD compares with a remote branch."""
+
+    ahead: int
+    behind: int
+
+    @property
+    def state(self) -> str:
+        if self.ahead and self.behind:
+            return "diverged"
+        return "ahead" if self.ahead else "behind" if self.behind else "up-to-date"
+
+
+@dataclass(frozen=True)
+class WorkspaceStatus:
+    branch: str
+    head: str
+    clean: bool
+    changed: list[str]
+    origin: Divergence
+    internal: Divergence | None  # None: the internal branch does not exist yet
+
+    def as_dict(self) -> dict:
+        def div(d: Divergence | None) -> dict | None:
+            return None if d is None else {"ahead": d.ahead, "behind": d.behind, "state": d.state}
+
+        return {"branch": self.branch, "head": self.head, "clean": self.clean,
+                "changed": self.changed, "origin": div(self.origin), "internal": div(self.internal)}
+
+
+@contextmanager
+def directory_lock(home: Path, what: str, timeout: float | None = None) -> Iterator[None]:
+    """Hold ``home/lock`` exclusively (re-entrant per thread); :class:`WorkspaceBusy` on timeout."""
+    held: set[Path] = _held.__dict__.setdefault("paths", set())
+    if home in held:
+        yield
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    wait = settings.FLEET_WORKSPACE_LOCK_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + wait
+    with open(home / "lock", "w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WorkspaceBusy(f"{what}: its workspace is in use by another job "
+                                        f"(waited {wait:g}s)") from None
+                time.sleep(0.1)
+        held.add(home)
+        try:
+            yield
+        finally:
+            held.discard(home)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Workspace:
+    """One cluster's clone; every method expects the caller to hold :meth:`lock`."""
+
+    def __init__(self, spec: RepoSpec, root: Path | None = None):
+        self.spec = spec
+        self.home = Path(root or settings.FLEET_WORKSPACE_DIR) / spec.cluster
+        self.path = self.home / "repo"
+        self.git = Git(self.path)
+
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator["Workspace"]:
+        with directory_lock(self.home, f"cluster {self.spec.cluster}", timeout):
+            yield self
+
+    # -- clone and fetch -----------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Clone on first use; afterwards only make the remotes match the inventory."""
+        if (self.path / ".git").is_dir() and self.rev("HEAD"):
+            configured = dict(line.split(" ", 1) for line in self.git.run(
+                "config", "--get-regexp", r"^remote\..*\.url$").splitlines())
+            for name, url in ((ORIGIN, self.spec.origin_url), (INTERNAL, self.spec.internal_url)):
+                if configured.get(f"remote.{name}.url") != url:
+                    self.git.run("remote", "set-url", name, url)
+            return
+        shutil.rmtree(self.path, ignore_errors=True)  # a clone a crashed job left half-made
+        self.path.mkdir(parents=True)
+        self.git.run("init", "--quiet")
+        self.git.run("remote", "add", ORIGIN, self.spec.origin_url)
+        self.git.run("remote", "add", INTERNAL, self.spec.internal_url)
+        self.fetch()
+        self.require_upstream(self.spec.branch)
+        start = self.remote_ref(INTERNAL, self.spec.internal_branch)
+        self.checkout_branch(self.spec.branch, start or f"{ORIGIN}/{self.spec.branch}")
+        self.adopt_internal()
+
+    def fetch(self) -> None:
+        """Fetch origin's branches (no tags), and internal's branches and deploy tags.
+
+        ``--prune`` also drops local deploy tags that internal lacks, so the local
+        tags mirror the deployment history exactly after every fetch.
+        """
+        self.git.run("fetch", "--quiet", "--prune", "--no-tags", ORIGIN,
+                     f"+refs/heads/*:refs/remotes/{ORIGIN}/*", remote_url=self.spec.origin_url)
+        self.git.run("fetch", "--quiet", "--prune", "--no-tags", INTERNAL,
+                     f"+refs/heads/*:refs/remotes/{INTERNAL}/*", "+refs/tags/deploy/*:refs/tags/deploy/*",
+                     remote_url=self.spec.internal_url)
+
+    # -- reading state -------------------------------------------------------------
+
+    def rev(self, ref: str) -> str | None:
+        result = self.git.attempt("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        return result.stdout.strip() if result.status == 0 else None
+
+    def head(self) -> str:
+        return self.git.run("rev-parse", "HEAD").strip()
+
+    def branch(self) -> str:
+        return self.git.run("symbolic-ref", "--short", "HEAD").strip()
+
+    def remote_ref(self, remote: str, branch: str) -> str | None:
+        return self.rev(f"refs/remotes/{remote}/{branch}")
+
+    def require_upstream(self, branch: str) -> str:
+        sha = self.remote_ref(ORIGIN, branch)
+        if sha is None:
+            raise BadInput(f"branch {branch!r} does not exist in the primary repo {self.spec.origin_url}",
+                           cluster=self.spec.cluster)
+        return sha
+
+    def merge_base(self, a: str, b: str) -> str:
+        return self.git.run("merge-base", a, b).strip()
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.git.attempt("merge-base", "--is-ancestor", ancestor, descendant).status == 0
+
+    def changed_files(self) -> list[str]:
+        lines = self.git.run("status", "--porcelain", "--untracked-files=all").splitlines()
+        return sorted(line[3:] for line in lines if line.strip())
+
+    def divergence(self, ref: str) -> Divergence:
+        left, right = self.git.run("rev-list", "--left-right", "--count", f"HEAD...{ref}").split()
+        return Divergence(int(left), int(right))
+
+    def status(self) -> WorkspaceStatus:
+        branch = self.branch()
+        changed = self.changed_files()
+        internal = self.remote_ref(INTERNAL, self.spec.internal_branch)
+        return WorkspaceStatus(
+            branch=branch, head=self.head(), clean=not changed, changed=changed,
+            origin=self.divergence(self.require_upstream(branch)),
+            internal=self.divergence(internal) if internal else None)
+
+    # -- changing state ------------------------------------------------------------
+
+    def checkout_branch(self, branch: str, start: str) -> None:
+        """Point local ``branch`` at ``start``, check it out, and track ``origin/<branch>``."""
+        self.git.run("checkout", "--quiet", "--force", "-B", branch, start)
+        self.git.run("branch", "--quiet", f"--set-upstream-to={ORIGIN}/{branch}", branch)
+        self.git.run("clean", "-ffdxq")
+
+    def known_state(self) -> str:
+        """The internal branch if it exists (the cluster's truth), else the channel's upstream."""
+        return (self.remote_ref(INTERNAL, self.spec.internal_branch)
+                or self.require_upstream(self.current_or_channel_branch()))
+
+    def current_or_channel_branch(self) -> str:
+        result = self.git.attempt("symbolic-ref", "--quiet", "--short", "HEAD")
+        return result.stdout.strip() if result.status == 0 else self.spec.branch
+
+    def abort_operations(self) -> None:
+        """Abort a rebase left half-done by a crashed job."""
+        if (self.path / ".git" / "rebase-merge").exists() or (self.path / ".git" / "rebase-apply").exists():
+            self.git.run("rebase", "--abort")
+
+    def reset(self, ref: str | None = None) -> str:
+        """Discard local changes and commits: HEAD at ``ref`` (default :meth:`known_state`)."""
+        self.abort_operations()
+        target = self.rev(ref) if ref else self.known_state()
+        if target is None:
+            raise BadInput(f"{ref!r} is not a commit, branch or tag of the workspace",
+                           cluster=self.spec.cluster)
+        self.checkout_branch(self.current_or_channel_branch(), target)
+        self.adopt_internal()
+        return target
+
+    def adopt_internal(self, sha: str | None = None) -> None:
+        """Record internal's branch (as last fetched, or ``sha``) as what a push may replace.
+
+        Pushes are forced, because upgrades rewrite history, with this value as the
+        lease. Fetches made for other reasons (status, history) do not move it, so a
+        commit someone pushed after a job started makes that job's push fail rather
+        than disappear.
+        """
+        sha = sha or self.remote_ref(INTERNAL, self.spec.internal_branch)
+        if sha:
+            self.git.run("update-ref", LEASE_REF, sha)
+        else:
+            self.git.run("update-ref", "-d", LEASE_REF)
+
+    def lease(self) -> str:
+        """The internal branch value a push expects to replace ('' for none yet)."""
+        return self.rev(LEASE_REF) or ""
+
+    def require_clean(self, operation: str) -> None:
+        changed = self.changed_files()
+        if changed:
+            raise WorkspaceDirty(f"cannot {operation}: the workspace has uncommitted changes "
+                              f"({', '.join(changed[:5])}); reset it first", cluster=self.spec.cluster)

@@ -1,0 +1,73 @@
+"""Render a directory, or a path at a git ref, into a validated, hashed list of objects.
+
+A directory with a kustomization is built by kustomize; any other directory is read
+as plain YAML/JSON manifests (recursively, in path order). Either way the input is
+checked first (``fleet.render.safety``) and the output validated
+(``fleet.render.objects``), so the policy gate, the dry-run and the apply all see
+the same objects and the same hash.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleet.render import kustomize, objects, safety
+from fleet.render.errors import RenderError
+from fleet.render.limits import RenderLimits
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    objects: list[dict[str, Any]]
+    content_hash: str
+    renderer: str  # "kustomize" or "plain"
+    kustomize_seconds: float = 0.0
+
+
+def render_dir(path: Path | str, *, root: Path | str | None = None,
+               limits: RenderLimits | None = None) -> RenderResult:
+    """Render ``path``; ``root`` (default: ``path``) is the repository nothing may leave."""
+    limits = limits or RenderLimits.from_settings()
+    path = Path(path).resolve()
+    root = Path(root).resolve() if root is not None else path
+    if not path.is_dir():
+        raise RenderError("is not a directory", code="missing", path=safety.relative(path, root))
+    if path != root and root not in path.parents:
+        raise RenderError("lies outside the repository", code="path-escape", path=path.name)
+    safety.check_tree(root, limits)
+    if safety.find_kustomization(path) is not None:
+        safety.check_kustomization_tree(path, root, limits)
+        started = time.perf_counter()
+        text = kustomize.build(path, root, limits)
+        seconds = time.perf_counter() - started
+        source = safety.relative(path, root)
+        documents = [(source, doc) for doc in objects.parse_stream(text, source)]
+        result = objects.validate(documents, limits.max_objects)
+        return RenderResult(result, objects.content_hash(result), "kustomize", seconds)
+    documents = []
+    for file in sorted(p for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES
+                       and p.is_file() and ".git" not in p.relative_to(path).parts):
+        source = safety.relative(file, root)
+        parsed = objects.parse_stream(file.read_text(encoding="utf-8"), source)
+        documents.extend((source, doc) for doc in parsed)
+    result = objects.validate(documents, limits.max_objects)
+    return RenderResult(result, objects.content_hash(result), "plain")
+
+
+def render_ref(repo_url: str, ref: str, path: str = "", *,
+               limits: RenderLimits | None = None) -> RenderResult:
+    """Render ``path`` of ``repo_url`` at ``ref`` (branch, tag or SHA), for CI and previews.
+
+    The repository is fetched into a reused mirror and the tree exported to a
+    temporary directory, so nothing here needs a cluster or a workspace.
+    """
+    from fleet.gitops.mirror import exported_tree
+
+    with exported_tree(repo_url, ref) as tree:
+        target = tree / path if path else tree
+        return render_dir(target, root=tree, limits=limits)

@@ -1,0 +1,105 @@
+"""Workspaces: cloned once and reused, remotes and branch as DESIGN.md names them,
+status against both remotes, reset, and one job at a time."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from fleet.gitops import services
+from fleet.gitops.errors import BadInput, WorkspaceBusy
+from tests.gitops.conftest import internal_ref
+
+pytestmark = [pytest.mark.django_db]
+
+
+def test_clone_names_remotes_and_tracks_the_channel_branch(primary, make_cluster):
+    cluster = make_cluster(primary)
+    ws = services.workspace_for(cluster)
+    assert ws.git.run("remote").split() == ["internal", "origin"]
+    assert ws.branch() == "release-1.0"
+    assert ws.git.run("rev-parse", "--abbrev-ref", "@{upstream}").strip() == "origin/release-1.0"
+    assert ws.head() == primary.head("release-1.0")
+
+
+def test_clone_is_reused_not_recloned(primary, make_cluster):
+    cluster = make_cluster(primary)
+    ws = services.workspace_for(cluster)
+    marker = ws.path / ".git" / "fleet-marker"
+    marker.write_text("still here")
+    services.fetch(cluster)
+    assert services.workspace_for(cluster).path == ws.path and marker.exists()
+
+
+def test_clone_starts_from_internal_when_it_has_the_branch(primary, make_cluster):
+    older = primary.commits["release-1.1"][0]
+    cluster = make_cluster(primary, branch="release-1.1", at=older)
+    status = services.status(cluster)
+    assert status.head == older
+    assert (status.origin.ahead, status.origin.behind, status.origin.state) == (0, 1, "behind")
+    assert status.internal.state == "up-to-date" and status.clean
+
+
+def test_status_reports_dirty_ahead_and_missing_internal(primary, make_cluster):
+    cluster = make_cluster(primary)
+    ws = services.workspace_for(cluster)
+    assert services.status(cluster).internal is None  # nothing pushed yet
+    (ws.path / "notes.txt").write_text("scratch")
+    ws.git.run("add", "notes.txt")
+    ws.git.run("commit", "--quiet", "-m", "local only")
+    (ws.path / "dirty.txt").write_text("x")
+    status = services.status(cluster)
+    assert not status.clean and status.changed == ["dirty.txt"]
+    assert status.origin.state == "ahead" and status.origin.ahead == 1
+
+
+def test_reset_returns_to_the_known_state(primary, make_cluster):
+    cluster = make_cluster(primary, at=primary.head("release-1.0"))
+    ws = services.workspace_for(cluster)
+    (ws.path / "base" / "configmap.yaml").write_text("garbage")
+    ws.git.run("commit", "--quiet", "-am", "oops")
+    (ws.path / "untracked.yaml").write_text("x")
+    assert services.reset(cluster) == internal_ref(cluster, "main")
+    status = services.status(cluster)
+    assert status.clean and status.head == primary.head("release-1.0")
+
+
+def test_missing_channel_branch_is_refused(primary, make_cluster):
+    cluster = make_cluster(primary, branch="release-9.9")
+    with pytest.raises(BadInput, match="branch 'release-9.9' does not exist in the primary repo"):
+        services.workspace_for(cluster)
+    assert internal_ref(cluster, "main") is None
+
+
+def test_one_job_at_a_time(primary, make_cluster):
+    cluster = make_cluster(primary)
+    services.workspace_for(cluster)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with services.locked(cluster):
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(WorkspaceBusy, match="in use by another job"):
+            services.fetch(cluster)
+    finally:
+        release.set()
+        holder.join()
+    with services.locked(cluster):
+        services.fetch(cluster)  # re-entrant in the holding thread
+
+
+def test_remotes_follow_the_inventory(primary, make_cluster, tmp_path):
+    from fleet.gitops.testrepo import create_internal_repo
+
+    cluster = make_cluster(primary)
+    services.workspace_for(cluster)
+    cluster.internal_repo_url = str(create_internal_repo(tmp_path / "moved" / "edge-1.git"))
+    ws = services.workspace_for(cluster)
+    assert ws.git.run("remote", "get-url", "internal").strip() == cluster.internal_repo_url
