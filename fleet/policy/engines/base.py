@@ -1,0 +1,78 @@
+"""What every engine does: run a bundle over an evaluation input, return raw hits.
+
+Engines differ in how (one REST call with ``with`` per object for OPA, one prepared
+query per object in process for regopy) but must return the same hits for the same
+bundle and input; ``tests/policy/test_parity.py`` holds them to that.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from fleet.policy.bundle import Bundle, Module
+from fleet.policy.errors import PolicyError
+from fleet.policy.inputs import EvaluationInput
+
+_INTERNAL_PATH = re.compile(r"(data\.)?fleet_bundles[./]b[0-9a-f]{16}[./]")
+SET_INDEX = -1  # the index of a hit from a set-scoped rule: it names no object
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One element of a deny/violation/warn set."""
+
+    source: str  # "<module id>::<rule>", or "gk::<constraint index>"
+    index: int   # object index, or SET_INDEX
+    value: Any
+
+    def key(self) -> tuple[str, int, str]:
+        return self.source, self.index, json.dumps(self.value, sort_keys=True)
+
+
+def rule_source(module: Module, rule: str) -> str:
+    return f"{module.id}::{rule}"
+
+
+def constraint_source(index: int) -> str:
+    return f"gk::{index}"
+
+
+def gatekeeper_input(data: EvaluationInput, reviews: list[dict[str, Any]], index: int,
+                     parameters: Mapping[str, Any]) -> dict[str, Any]:
+    return {"review": {**reviews[index], "object": data.objects[index]}, "parameters": parameters}
+
+
+def located_error(bundle: Bundle, module_id: str, line: int | None, message: str,
+                  kind: str) -> PolicyError:
+    """An engine error against a module, pointed back at the author's file and line."""
+    message = _INTERNAL_PATH.sub("", message)
+    module = bundle.module(module_id)
+    if module is None:
+        return PolicyError(message, kind=kind, file=module_id, line=line)
+    return PolicyError(message, kind=kind, file=module.file,
+                       line=line + module.line_offset if line else None)
+
+
+class Engine(ABC):
+    name: str
+
+    @abstractmethod
+    def prepare(self, bundle: Bundle) -> None:
+        """Compile/load the bundle once; raise PolicyError for bad policies."""
+
+    @abstractmethod
+    def evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
+                 matches: Mapping[int, list[int]]) -> list[Hit]:
+        """All hits, deduplicated and sorted; raise PolicyError on any failure."""
+
+    def close(self) -> None:
+        """Release what the engine holds (connections, compiled policies)."""
+
+
+def sorted_hits(hits: list[Hit]) -> list[Hit]:
+    unique = {hit.key(): hit for hit in hits}
+    return [unique[key] for key in sorted(unique)]

@@ -1,0 +1,204 @@
+"""The gate: policy sets × rendered objects → a verdict. No database, no request.
+
+Each policy set is evaluated on its own (its bundle, its mode, its fail-open choice),
+then the findings are merged. ``enforce`` keeps a rule's own effect (deny/violation
+block, warn warns, a Gatekeeper constraint's enforcementAction applies), ``warn``
+turns blocks into warnings, ``dry-run`` keeps every finding out of the verdict. A
+waiver turns one finding into ``waived``. A set that cannot be evaluated blocks the
+apply (fail closed) unless it is in enforce mode *and* configured to fail open, or
+is not enforcing at all. Nothing a policy or an engine does escapes as an exception.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from fleet.core.labels import LabelError, parse_selector
+from fleet.policy import gatekeeper
+from fleet.policy.bundle import Bundle
+from fleet.policy.choices import Enforcement, Mode, Severity
+from fleet.policy.engines.base import SET_INDEX, Engine, Hit
+from fleet.policy.errors import PolicyError
+from fleet.policy.inputs import EvaluationInput, ref_string
+
+logger = logging.getLogger(__name__)
+_EFFECT = {"deny": Enforcement.DENY, "violation": Enforcement.DENY, "warn": Enforcement.WARN,
+           "dryrun": Enforcement.DRY_RUN}
+
+
+@dataclass(frozen=True)
+class PolicySetSpec:
+    """What the gate needs of a policy set; ``bundle`` is None when it failed to load."""
+
+    name: str
+    mode: str
+    fail_open: bool
+    bundle: Bundle | None
+    load_error: PolicyError | None = None
+
+
+@dataclass(frozen=True)
+class WaiverSpec:
+    name: str
+    rule: str            # glob on the rule name, e.g. "baseline.images.*"
+    object_pattern: str  # glob on Kind/namespace/name (Kind/name when cluster-scoped)
+    cluster_selector: str
+    expires_at: datetime
+    policy_set: str = ""  # empty: any set
+
+    def applies(self, policy_set: str, rule: str, obj: str, cluster_labels: dict[str, str],
+                now: datetime) -> bool:
+        if self.expires_at <= now or (self.policy_set and self.policy_set != policy_set):
+            return False
+        if not fnmatch.fnmatchcase(rule, self.rule) or not fnmatch.fnmatchcase(obj, self.object_pattern or "*"):
+            return False
+        try:
+            return parse_selector(self.cluster_selector).matches(cluster_labels)
+        except LabelError:
+            return False  # validated on save; an unreadable selector waives nothing
+
+
+@dataclass
+class Violation:
+    policy_set: str
+    rule: str
+    message: str
+    object: str           # Kind/namespace/name, or "" for a finding about the release
+    severity: str
+    enforcement: str
+    waiver: str = ""
+    details: Any = None
+
+
+@dataclass
+class SetOutcome:
+    name: str
+    mode: str
+    bundle_hash: str
+    elapsed_ms: float
+    error: dict[str, Any] | None = None
+    failed_open: bool = False
+
+
+@dataclass
+class Verdict:
+    allowed: bool
+    engine: str
+    bundle_hash: str
+    elapsed_ms: float
+    violations: list[Violation] = field(default_factory=list)
+    sets: list[SetOutcome] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [dict(s.error, policy_set=s.name, failed_open=s.failed_open) for s in self.sets if s.error]
+
+    def counts(self) -> dict[str, int]:
+        counts = {e.value: 0 for e in Enforcement}
+        for violation in self.violations:
+            counts[violation.enforcement] += 1
+        return counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "engine": self.engine, "bundle_hash": self.bundle_hash,
+                "elapsed_ms": round(self.elapsed_ms, 3), "counts": self.counts(),
+                "violations": [asdict(v) for v in self.violations],
+                "errors": self.errors, "sets": [asdict(s) for s in self.sets]}
+
+
+def combined_hash(hashes: Iterable[str]) -> str:
+    hashes = sorted(hashes)
+    if len(hashes) == 1:
+        return hashes[0]
+    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+
+
+def _message(value: Any) -> tuple[str, Any]:
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, dict) and isinstance(value.get("msg"), str):
+        return value["msg"], value.get("details")
+    return str(value), None
+
+
+def _finding(spec: PolicySetSpec, hit: Hit, data: EvaluationInput) -> Violation:
+    bundle = spec.bundle
+    obj = "" if hit.index == SET_INDEX else ref_string(data.objects[hit.index])
+    message, details = _message(hit.value)
+    if hit.source.startswith("gk::"):
+        constraint = bundle.constraints[int(hit.source[4:])]
+        rule, effect = constraint.id, _EFFECT[constraint.enforcement_action]
+    else:
+        module_id, _, rule_name = hit.source.partition("::")
+        module = bundle.module(module_id)
+        rule = f"{module.package}.{rule_name}"
+        effect = _EFFECT[rule_name.split("_", 1)[0]]
+    severity = Severity.ERROR if effect == Enforcement.DENY else Severity.WARNING
+    if spec.mode == Mode.WARN and effect == Enforcement.DENY:
+        effect = Enforcement.WARN
+    elif spec.mode == Mode.DRY_RUN:
+        effect = Enforcement.DRY_RUN
+    return Violation(policy_set=spec.name, rule=rule, message=message, object=obj,
+                     severity=severity.value, enforcement=effect.value, details=details)
+
+
+def reviews_of(data: EvaluationInput) -> list[dict[str, Any]]:
+    """Gatekeeper's ``input.review`` of every object, without the object itself."""
+    return [gatekeeper.review_meta(obj, old) for obj, old in zip(data.objects, data.old)]
+
+
+def constraint_matches(bundle: Bundle, data: EvaluationInput) -> dict[int, list[int]]:
+    """For each constraint (by position), the indexes of the objects it matches."""
+    return {number: [i for i, obj in enumerate(data.objects) if constraint.matches(obj)]
+            for number, constraint in enumerate(bundle.constraints)}
+
+
+def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine,
+                 reviews: list[dict[str, Any]]) -> tuple[list[Violation], SetOutcome]:
+    started = time.perf_counter()
+    outcome = SetOutcome(spec.name, spec.mode, spec.bundle.hash if spec.bundle else "", 0.0)
+    try:
+        if spec.load_error is not None:
+            raise spec.load_error
+        hits = engine.evaluate(spec.bundle, data, reviews, constraint_matches(spec.bundle, data))
+        findings = [_finding(spec, hit, data) for hit in hits]
+    except PolicyError as exc:
+        outcome.error, findings = exc.as_dict(), []
+    except Exception as exc:  # the gate must answer; an engine bug becomes a reasoned deny
+        logger.exception("policy set %s: unexpected engine failure", spec.name)
+        outcome.error, findings = PolicyError(f"internal error in the {engine.name} engine: {exc}",
+                                              kind="engine").as_dict(), []
+    outcome.failed_open = bool(outcome.error) and spec.fail_open
+    outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+    return findings, outcome
+
+
+def evaluate(specs: Sequence[PolicySetSpec], data: EvaluationInput, engine: Engine, *,
+             waivers: Sequence[WaiverSpec] = (), now: datetime) -> Verdict:
+    """Evaluate every set and merge the findings into one verdict."""
+    started = time.perf_counter()
+    reviews = reviews_of(data)
+    labels = dict(data.cluster.get("labels") or {})
+    violations: list[Violation] = []
+    outcomes: list[SetOutcome] = []
+    for spec in specs:
+        findings, outcome = evaluate_set(spec, data, engine, reviews)
+        outcomes.append(outcome)
+        for finding in findings:
+            waiver = next((w for w in waivers if w.applies(spec.name, finding.rule, finding.object,
+                                                           labels, now)), None)
+            if waiver is not None and finding.enforcement != Enforcement.DRY_RUN:
+                finding.enforcement, finding.waiver = Enforcement.WAIVED.value, waiver.name
+            violations.append(finding)
+    blocked = any(v.enforcement == Enforcement.DENY for v in violations) or any(
+        o.error and o.mode == Mode.ENFORCE and not o.failed_open for o in outcomes)
+    return Verdict(allowed=not blocked, engine=engine.name,
+                   bundle_hash=combined_hash(o.bundle_hash for o in outcomes if o.bundle_hash),
+                   elapsed_ms=(time.perf_counter() - started) * 1000, violations=violations,
+                   sets=outcomes)

@@ -1,0 +1,105 @@
+"""The documents policies see.
+
+Per object (conftest style and Gatekeeper), ``input`` is the object itself (conftest)
+or ``{"review": …, "parameters": …}`` (Gatekeeper). Over the whole release (modules
+marked ``# fleet:scope set``), ``input`` is::
+
+    {"objects": [...rendered objects...],
+     "cluster": {"name": str, "labels": {str: str}, "channel": str},
+     "release": {"from": {"channel", "version", "sha"} | null, "to": {...} | null},
+     "change":  {"added": [ref], "changed": [ref], "removed": [ref]}}
+
+where a ref is ``{"apiVersion", "kind", "namespace", "name"}`` and the change compares
+the rendered objects with the deployed ones. Every policy also reads that context as
+``data.fleet`` ({cluster, release, change}), which is how a per-object policy knows
+its cluster — and how the same policy runs under ``conftest --data``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from fleet.policy.errors import PolicyError
+
+MAX_OBJECTS = 20_000
+
+
+def object_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """Identity of an object across versions: API group, kind, namespace, name."""
+    meta = obj.get("metadata") or {}
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    return group, str(obj.get("kind", "")), str(meta.get("namespace", "") or ""), str(meta.get("name", ""))
+
+
+def object_ref(obj: Mapping[str, Any]) -> dict[str, str]:
+    meta = obj.get("metadata") or {}
+    return {"apiVersion": str(obj.get("apiVersion", "")), "kind": str(obj.get("kind", "")),
+            "namespace": str(meta.get("namespace", "") or ""), "name": str(meta.get("name", ""))}
+
+
+def ref_string(obj: Mapping[str, Any]) -> str:
+    """``Kind/namespace/name``, or ``Kind/name`` for cluster-scoped objects; what waiver
+    object patterns match against."""
+    _, kind, namespace, name = object_key(obj)
+    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+
+
+def check_objects(objects: object, what: str = "objects") -> list[dict[str, Any]]:
+    if not isinstance(objects, list):
+        raise PolicyError(f"{what} must be a list of Kubernetes objects", kind="input")
+    if len(objects) > MAX_OBJECTS:
+        raise PolicyError(f"{what}: at most {MAX_OBJECTS} objects, got {len(objects)}", kind="input")
+    for index, obj in enumerate(objects):
+        if not isinstance(obj, dict) or not obj.get("kind") or not isinstance(obj.get("metadata"), dict) \
+                or not obj["metadata"].get("name"):
+            raise PolicyError(f"{what}[{index}] is not a Kubernetes object (needs kind and "
+                              "metadata.name)", kind="input")
+    return objects
+
+
+@dataclass(frozen=True)
+class EvaluationInput:
+    objects: list[dict[str, Any]]
+    cluster: dict[str, Any]
+    release: dict[str, Any]
+    change: dict[str, list[dict[str, str]]]
+    old: list[dict[str, Any] | None] = field(default_factory=list)
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, "release": self.release, "change": self.change}
+
+    def set_input(self) -> dict[str, Any]:
+        return {"objects": self.objects, **self.context}
+
+    def context_json(self, keys: frozenset[str] = frozenset({"*"})) -> str:
+        """The context as canonical JSON, reduced to ``keys`` (``*``: all of it)."""
+        context = self.context if "*" in keys else {k: v for k, v in self.context.items() if k in keys}
+        return json.dumps(context, sort_keys=True, separators=(",", ":"))
+
+
+def build_input(objects: list[dict[str, Any]], *, cluster: Mapping[str, Any] | None = None,
+                release_from: Mapping[str, Any] | None = None,
+                release_to: Mapping[str, Any] | None = None,
+                deployed: Iterable[dict[str, Any]] | None = None) -> EvaluationInput:
+    """Assemble the evaluation input; ``deployed`` (what runs now) gives the change."""
+    objects = check_objects(objects)
+    cluster_doc = {"name": "", "labels": {}, "channel": "", **(cluster or {})}
+    previous = {object_key(o): o for o in check_objects(list(deployed or []), "deployed")}
+    current = {object_key(o) for o in objects}
+    added, changed, old = [], [], []
+    for obj in objects:
+        before = previous.get(object_key(obj))
+        old.append(before)
+        if before is None:
+            added.append(object_ref(obj))
+        elif before != obj:
+            changed.append(object_ref(obj))
+    removed = [object_ref(o) for key, o in previous.items() if key not in current]
+    return EvaluationInput(
+        objects=objects, cluster=cluster_doc,
+        release={"from": dict(release_from) if release_from else None,
+                 "to": dict(release_to) if release_to else None},
+        change={"added": added, "changed": changed, "removed": removed}, old=old)

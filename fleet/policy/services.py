@@ -1,0 +1,139 @@
+"""The policy gate's domain operations, called by the API, the CLI and the pipeline.
+
+``evaluate`` is the gate: it picks the policy sets whose selector matches the
+cluster, applies live waivers, runs the configured engine and (unless asked not to)
+stores the verdict as an audited ``PolicyDecision``. Bundles are parsed once per
+content hash and kept, so a decision never re-reads policy text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from django.db import transaction
+from django.utils import timezone
+
+from fleet.audit import services as audit
+from fleet.core.labels import parse_selector
+from fleet.inventory.models import Cluster, Release
+from fleet.policy import gate
+from fleet.policy.bundle import Bundle, bundle_hash, load_bundle, read_directory
+from fleet.policy.choices import DecisionSource, Mode
+from fleet.policy.engines import get_engine
+from fleet.policy.engines.base import Engine
+from fleet.policy.errors import PolicyError
+from fleet.policy.inputs import build_input
+from fleet.policy.models import PolicyDecision, PolicySet, Waiver
+
+_BUNDLES: OrderedDict[str, Bundle] = OrderedDict()
+_BUNDLES_LOCK = threading.Lock()
+_BUNDLE_CACHE_SIZE = 128
+
+
+def bundle_of(files: Mapping[str, str]) -> Bundle:
+    """The checked bundle for these files, parsed once per content hash."""
+    digest = bundle_hash(files)
+    with _BUNDLES_LOCK:
+        if digest in _BUNDLES:
+            _BUNDLES.move_to_end(digest)
+            return _BUNDLES[digest]
+    bundle = load_bundle(files)
+    with _BUNDLES_LOCK:
+        _BUNDLES[digest] = bundle
+        while len(_BUNDLES) > _BUNDLE_CACHE_SIZE:
+            _BUNDLES.popitem(last=False)
+    return bundle
+
+
+def check_files(files: Mapping[str, str]) -> Bundle:
+    """Load and compile ``files`` with the configured engine, before anyone stores them,
+    so a set that cannot run is refused with the file and line instead of failing later."""
+    bundle = bundle_of(files)
+    get_engine().prepare(bundle)
+    return bundle
+
+
+def spec_of(policy_set: PolicySet) -> gate.PolicySetSpec:
+    try:
+        bundle, error = bundle_of(policy_set.files), None
+    except PolicyError as exc:  # stored before a stricter check, or edited in the database
+        bundle, error = None, exc
+    return gate.PolicySetSpec(policy_set.name, policy_set.mode, policy_set.fail_open, bundle, error)
+
+
+def applicable_sets(labels: Mapping[str, str]) -> list[PolicySet]:
+    return [s for s in PolicySet.objects.order_by("name") if parse_selector(s.selector).matches(labels)]
+
+
+def live_waivers(now=None) -> list[gate.WaiverSpec]:
+    now = now or timezone.now()
+    return [gate.WaiverSpec(w.name, w.rule, w.object_pattern, w.cluster_selector, w.expires_at,
+                            w.policy_set.name if w.policy_set else "")
+            for w in Waiver.objects.filter(expires_at__gt=now).select_related("policy_set")]
+
+
+def release_document(release: Release | None) -> dict[str, str] | None:
+    if release is None:
+        return None
+    return {"channel": release.channel.name, "version": release.version, "sha": release.upstream_sha}
+
+
+def cluster_document(cluster: Cluster | None, *, name: str = "",
+                     labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    if cluster is not None:
+        return {"name": cluster.name, "labels": dict(cluster.labels), "channel": cluster.channel.name}
+    return {"name": name, "labels": dict(labels or {}), "channel": ""}
+
+
+def evaluate(objects: list[dict[str, Any]], *, cluster: Cluster | None = None,
+             cluster_name: str = "", labels: Mapping[str, str] | None = None,
+             release: Release | None = None, release_from: Release | None = None,
+             deployed: Sequence[dict[str, Any]] | None = None,
+             policy_sets: Sequence[PolicySet] | None = None, engine: Engine | None = None,
+             source: str = DecisionSource.API, record: bool = True,
+             ) -> tuple[gate.Verdict, PolicyDecision | None]:
+    """Run the gate; raises PolicyError only for bad *input* (not a Kubernetes object
+    list, bad engine name) — policy and engine failures are part of the verdict."""
+    engine = engine or get_engine()
+    now = timezone.now()
+    data = build_input(objects, cluster=cluster_document(cluster, name=cluster_name, labels=labels),
+                       release_from=release_document(release_from),
+                       release_to=release_document(release), deployed=deployed)
+    if policy_sets is None:
+        policy_sets = applicable_sets(data.cluster["labels"])
+    verdict = gate.evaluate([spec_of(s) for s in policy_sets], data, engine,
+                            waivers=live_waivers(now), now=now)
+    decision = record_decision(verdict, data.cluster["name"], cluster, release, release_from,
+                               len(objects), source) if record else None
+    return verdict, decision
+
+
+def record_decision(verdict: gate.Verdict, cluster_name: str, cluster: Cluster | None,
+                    release: Release | None, release_from: Release | None, object_count: int,
+                    source: str) -> PolicyDecision:
+    result = verdict.as_dict()
+    decision = PolicyDecision(
+        cluster=cluster, cluster_name=cluster_name, release=release, release_from=release_from,
+        allowed=verdict.allowed, engine=verdict.engine, bundle_hash=verdict.bundle_hash,
+        policy_sets=result["sets"], violations=result["violations"], errors=result["errors"],
+        object_count=object_count, elapsed_ms=verdict.elapsed_ms, source=source)
+    return audit.create(decision, metadata={"allowed": verdict.allowed, "counts": verdict.counts()})
+
+
+def import_policy_set(name: str, path: Path, *, selector: str = "", mode: str = Mode.ENFORCE,
+                      fail_open: bool = False, description: str = "") -> tuple[PolicySet, bool]:
+    """Create or update the set ``name`` from a directory of policy files (audited);
+    refuses files that do not load, naming the file and line."""
+    files = read_directory(path)
+    check_files(files)
+    fields = {"files": files, "bundle_hash": bundle_hash(files), "selector": selector,
+              "mode": mode, "fail_open": fail_open, "description": description,
+              "source": str(path)}
+    with transaction.atomic():
+        existing = PolicySet.objects.select_for_update().filter(name=name).first()
+        if existing is None:
+            return audit.create(PolicySet(name=name, **fields)), True
+        return audit.update(existing, fields), False

@@ -1,0 +1,157 @@
+"""Benchmark: one 1,000-object release against the baseline library, per engine, and
+``conftest test`` on the same files and policies, in the same run.
+
+    .venv/bin/python -m tests.benchmarks.policy_bench [--objects 1000] [--runs 50]
+
+No database. Both binaries come from ``ensure_binaries`` (built from their Go
+modules). A decision is what the gate does for one apply: build the input (with the
+change against the deployed objects), evaluate every policy, classify the findings —
+with the policies prepared once beforehand (compiled in regopy, loaded in OPA).
+conftest is compared on what it can run: the conftest-style packages
+(``policies/baseline`` + ``policies/lib``, context passed with ``--data``); the engines
+are timed on that same subset, and on the whole library (with the Gatekeeper part).
+Every run checks that conftest and both engines find the same number of denials.
+
+Wall time is what a caller waits; CPU time (this process + the OPA server, or the
+conftest process) is what the work costs, and stays meaningful on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = ROOT / "policies"
+RESULTS = Path(__file__).resolve().parent / "results" / "policy_bench.json"
+CONTEXT = {"cluster": {"name": "eu-prod-1", "labels": {"env": "prod"}, "channel": "stable"},
+           "release": {"from": None, "to": None},
+           "change": {"added": [], "changed": [], "removed": []}}
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"p50": statistics.median(ordered), "p99": p99, "n": len(ordered)}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _time(run: Callable[[], object], runs: int, cpu: Callable[[], float], warmup: int = 2) -> dict:
+    """Wall and CPU milliseconds of ``runs`` calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        run()
+    wall, spent = [], []
+    for _ in range(runs):
+        started, started_cpu = time.perf_counter(), cpu()
+        run()
+        wall.append((time.perf_counter() - started) * 1000)
+        spent.append((cpu() - started_cpu) * 1000)
+    return {**_percentiles(wall), "cpu_p50": statistics.median(spent)}
+
+
+def _line(name: str, stats: dict[str, float]) -> None:
+    print(f"{name:<44} p50 {stats['p50']:8.1f} ms  p99 {stats['p99']:8.1f} ms  "
+          f"cpu p50 {stats['cpu_p50']:8.1f} ms  (n={stats['n']})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=50, help="decisions per engine (regopy: a fifth)")
+    parser.add_argument("--conftest-runs", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
+    import django
+
+    django.setup()
+    import yaml
+
+    from fleet.localfleet.binaries import ensure_binaries
+    from fleet.policy import gate
+    from fleet.policy.bundle import load_bundle, read_directory
+    from fleet.policy.engines.opa_engine import OpaEngine
+    from fleet.policy.engines.opa_process import opa_server
+    from fleet.policy.engines.regopy_engine import RegopyEngine
+    from fleet.policy.inputs import build_input
+    from tests.policy.objects import release
+
+    binaries = ensure_binaries(["opa", "conftest"], progress=lambda line: print(line, file=sys.stderr))
+    objects = release(args.objects, broken_every=5)
+    full = load_bundle(read_directory(POLICIES))
+    subset = load_bundle({**{f"baseline/{k}": v for k, v in read_directory(POLICIES / "baseline").items()},
+                          **{f"lib/{k}": v for k, v in read_directory(POLICIES / "lib").items()}})
+    results: dict[str, dict] = {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifests, context = Path(tmp) / "release.yaml", Path(tmp) / "context.json"
+        manifests.write_text(yaml.safe_dump_all(objects))
+        context.write_text(json.dumps({"fleet": CONTEXT}))
+        conftest_cmd = [str(binaries["conftest"]), "test", str(manifests), "--policy", str(POLICIES / "baseline"),
+                        "--policy", str(POLICIES / "lib"), "--data", str(context), "--all-namespaces",
+                        "--output", "json", "--no-color"]
+
+        def conftest() -> int:
+            run = subprocess.run(conftest_cmd, capture_output=True, text=True, timeout=600)
+            if run.returncode not in (0, 1):
+                raise SystemExit(f"conftest failed ({run.returncode}): {run.stderr[:500]}")
+            return sum(len(r.get("failures") or []) for r in json.loads(run.stdout))
+
+        conftest_denials = conftest()
+        with opa_server(binaries["opa"], Path(tmp) / "opa.log") as server:
+            engines = {"opa": OpaEngine(server.url, timeout=60), "regopy": RegopyEngine()}
+            cpu = {"opa": lambda: time.process_time() + server.cpu_seconds(), "regopy": time.process_time}
+            print(f"\n{len(objects)} objects, {sum(1 for o in objects if o['kind'] == 'Deployment')} deployments; "
+                  f"machine load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+            for label, bundle in (("conftest-style subset", subset), ("whole library", full)):
+                spec = gate.PolicySetSpec("baseline", "enforce", False, bundle)
+                for name, engine in engines.items():
+                    engine.prepare(bundle)
+
+                    def decide(engine=engine, spec=spec) -> gate.Verdict:
+                        data = build_input(objects, cluster=CONTEXT["cluster"], deployed=objects)
+                        return gate.evaluate([spec], data, engine, now=datetime.now(timezone.utc))
+
+                    verdict = decide()
+                    assert not verdict.errors, verdict.errors
+                    runs = args.runs if name == "opa" else max(5, args.runs // 5)
+                    key = f"{name} / {label}"
+                    results[key] = {**_time(decide, runs, cpu[name]), "denials": verdict.counts()["deny"]}
+                    _line(f"{name:<7} {label}", results[key])
+                    if label.startswith("conftest") and verdict.counts()["deny"] != conftest_denials:
+                        raise SystemExit(f"{name} found {verdict.counts()['deny']} denials, "
+                                         f"conftest {conftest_denials}")
+            for engine in engines.values():
+                engine.close()
+        results["conftest"] = {**_time(conftest, args.conftest_runs, _children_cpu, warmup=0),
+                               "denials": conftest_denials}
+        _line("conftest test (same files, same policies)", results["conftest"])
+
+    conftest_stats = results["conftest"]
+    print()
+    for name in ("opa", "regopy"):
+        stats = results[f"{name} / conftest-style subset"]
+        print(f"{name:<7} faster than conftest: {conftest_stats['p50'] / stats['p50']:5.1f}x wall, "
+              f"{conftest_stats['cpu_p50'] / stats['cpu_p50']:5.1f}x CPU (p50); "
+              f"target p50 <= 50 ms: {'met' if stats['p50'] <= 50 else 'NOT met'}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"objects": len(objects), "load": os.getloadavg()[0],
+                                   "cpus": os.cpu_count(), "results": results}, indent=2))
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

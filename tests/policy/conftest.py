@@ -1,0 +1,57 @@
+"""Real engines for the policy tests: regopy in process, and a real ``opa run --server``
+(built from its Go module by ``ensure_binaries``) started once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from fleet.localfleet.binaries import ensure_binaries
+from fleet.policy.bundle import Bundle, load_bundle, read_directory
+from fleet.policy.engines.base import Engine
+from fleet.policy.engines.opa_engine import OpaEngine
+from fleet.policy.engines.opa_process import opa_server
+from fleet.policy.engines.regopy_engine import RegopyEngine
+
+POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"
+
+
+@pytest.fixture(scope="session")
+def opa_binary() -> Path:
+    return ensure_binaries(["opa"])["opa"]
+
+
+@pytest.fixture(scope="session")
+def opa_url(opa_binary: Path, tmp_path_factory) -> Iterator[str]:
+    with opa_server(opa_binary, tmp_path_factory.mktemp("opa") / "opa.log") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def opa_engine(opa_url: str) -> Iterator[OpaEngine]:
+    engine = OpaEngine(opa_url)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def regopy_engine() -> RegopyEngine:
+    return RegopyEngine()
+
+
+@pytest.fixture(params=["regopy", "opa"])
+def engine(request) -> Engine:
+    """Each test using it runs on both real engines."""
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture(scope="session")
+def baseline_files() -> dict[str, str]:
+    return read_directory(POLICIES_DIR)
+
+
+@pytest.fixture(scope="session")
+def baseline(baseline_files) -> Bundle:
+    return load_bundle(baseline_files)

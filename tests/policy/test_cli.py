@@ -1,0 +1,105 @@
+"""``manage.py policy check`` (the CI gate) and ``manage.py policy import``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from fleet.audit.models import AuditEvent
+from fleet.policy.models import PolicyDecision, PolicySet
+from tests.factories import ClusterFactory
+from tests.policy.conftest import POLICIES_DIR
+from tests.policy.objects import container, deployment, namespace, service
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.embedded
+
+
+def write(tmp_path: Path, objects, name="app") -> Path:
+    directory = tmp_path / name
+    directory.mkdir()
+    (directory / "all.yaml").write_text(yaml.safe_dump_all(objects))
+    return directory
+
+
+def check(*args: str) -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("policy", "check", *args, stdout=out)
+        return 0, out.getvalue()
+    except CommandError as exc:
+        return exc.returncode, out.getvalue()
+
+
+BAD = [namespace(), deployment(containers=[container(image="registry.example.com/a:latest")]), service()]
+
+
+def test_check_against_a_policy_directory_needs_no_database(tmp_path):
+    code, out = check(str(write(tmp_path, BAD)), "--policies", str(POLICIES_DIR), "--labels", "env=prod")
+    assert code == 1
+    assert "DENY     Deployment/shop/web  baseline.images.deny" in out and out.splitlines()[-1].startswith("DENIED")
+    code, out = check(str(write(tmp_path, [namespace(), deployment()], "ok")), "--policies", str(POLICIES_DIR))
+    assert code == 0 and "ALLOWED" in out
+
+
+def test_json_and_junit_output(tmp_path):
+    app = str(write(tmp_path, BAD))
+    code, out = check(app, "--policies", str(POLICIES_DIR), "--output", "json")
+    assert code == 1 and json.loads(out)["counts"]["deny"] == 1
+    code, out = check(app, "--policies", str(POLICIES_DIR), "--output", "junit")
+    suites = ET.fromstring(out.split("?>", 1)[1])
+    assert suites.find("testsuite").get("failures") == "1"
+    assert suites.find("testsuite/testcase/failure").get("type") == "baseline.images.deny"
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert check(str(tmp_path / "missing"), "--policies", str(POLICIES_DIR))[0] == 2
+    assert check(str(write(tmp_path, BAD)), "--policies", str(POLICIES_DIR), "--labels", "env in (a)")[0] == 2
+
+
+@pytest.mark.django_db
+def test_check_with_stored_sets_and_a_cluster_records_a_decision(tmp_path):
+    call_command("policy", "import", "baseline", str(POLICIES_DIR), "--selector", "env=prod", stdout=StringIO())
+    assert AuditEvent.objects.filter(action="policyset.create", source="cli").exists()
+    ClusterFactory(name="eu-prod-1", labels={"env": "prod"})
+    code, out = check(str(write(tmp_path, BAD)), "--cluster", "eu-prod-1")
+    assert code == 1
+    decision = PolicyDecision.objects.get()
+    assert (decision.cluster_name, decision.source, decision.allowed) == ("eu-prod-1", "cli", False)
+    assert check(str(tmp_path / "app"), "--cluster", "nope")[0] == 2
+
+
+@pytest.mark.django_db
+def test_import_updates_in_place(tmp_path):
+    policies = tmp_path / "p"
+    policies.mkdir()
+    (policies / "a.rego").write_text("package a\nimport rego.v1\ndeny contains 1 if false\n")
+    call_command("policy", "import", "mine", str(policies), stdout=StringIO())
+    first = PolicySet.objects.get(name="mine").bundle_hash
+    (policies / "a.rego").write_text("package a\nimport rego.v1\ndeny contains 2 if false\n")
+    call_command("policy", "import", "mine", str(policies), "--mode", "warn", stdout=StringIO())
+    updated = PolicySet.objects.get(name="mine")
+    assert updated.bundle_hash != first and updated.mode == "warn"
+    (policies / "a.rego").write_text("package a\ndeny if {\n")
+    with pytest.raises(CommandError, match="a.rego:"):
+        call_command("policy", "import", "mine", str(policies), stdout=StringIO())
+
+
+@pytest.mark.slow
+def test_exit_status_of_the_real_command(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/unused.sqlite3", "FLEET_DATA_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "manage.py", "policy", "check", str(write(tmp_path, BAD)),
+                          "--policies", str(POLICIES_DIR), "--output", "json"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert json.loads(run.stdout)["allowed"] is False

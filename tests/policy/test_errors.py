@@ -1,0 +1,141 @@
+"""Bad input gets a clear error with file and line, and the gate fails closed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from fleet.policy import gate
+from fleet.policy.bundle import load_bundle
+from fleet.policy.engines.base import Engine
+from fleet.policy.engines.opa_engine import OpaEngine
+from fleet.policy.errors import PolicyError
+from fleet.policy.inputs import build_input
+from fleet.policy.engines.opa_process import free_port
+from tests.policy.objects import deployment
+
+NOW = datetime.now(timezone.utc)
+TEMPLATE = """apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {{name: k8sthing}}
+spec:
+  crd: {{spec: {{names: {{kind: K8sThing}}}}}}
+  targets:
+    - target: {target}
+      rego: |
+        package k8sthing
+        violation[{{"msg": "x"}}] {{
+          input.review.object.kind ==
+        }}
+"""
+
+pytestmark = pytest.mark.embedded
+
+
+def evaluate(engine, files, *, mode="enforce", fail_open=False):
+    try:
+        spec = gate.PolicySetSpec("s", mode, fail_open, load_bundle(files))
+    except PolicyError as exc:
+        spec = gate.PolicySetSpec("s", mode, fail_open, None, exc)
+    return gate.evaluate([spec], build_input([deployment()]), engine, now=NOW)
+
+
+def only_error(verdict) -> dict:
+    assert len(verdict.errors) == 1, verdict.errors
+    return verdict.errors[0]
+
+
+def test_invalid_rego_names_file_and_line(engine):
+    verdict = evaluate(engine, {"ok.rego": "package ok\n", "bad.rego": "package x\n\ndeny if {\n  input.x ==\n}\n"})
+    error = only_error(verdict)
+    assert not verdict.allowed
+    assert (error["kind"], error["file"]) == ("syntax", "bad.rego")
+    assert error["line"] in (4, 5)  # the dangling operator; OPA reports the token after it
+
+
+def test_invalid_rego_in_a_template_points_into_the_yaml(engine):
+    error = only_error(evaluate(engine, {"t.yaml": TEMPLATE.format(target="admission.k8s.gatekeeper.sh")}))
+    assert error["file"] == "t.yaml"
+    assert error["line"] in (11, 12)
+
+
+def test_template_without_rego_target():
+    with pytest.raises(PolicyError) as caught:
+        load_bundle({"t.yaml": TEMPLATE.format(target="audit.example.com")})
+    assert caught.value.kind == "template" and caught.value.file == "t.yaml"
+    assert "no Rego for target admission.k8s.gatekeeper.sh" in caught.value.message
+
+
+def test_constraint_naming_a_missing_template():
+    constraint = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNope\nmetadata: {name: n}\n"
+    with pytest.raises(PolicyError) as caught:
+        load_bundle({"c.yaml": constraint})
+    assert (caught.value.kind, caught.value.file) == ("constraint", "c.yaml")
+    assert "no ConstraintTemplate defines kind 'K8sNope'" in caught.value.message
+
+
+def test_invalid_yaml_has_a_line():
+    with pytest.raises(PolicyError) as caught:
+        load_bundle({"c.yaml": "a: [1, 2\nb: c\n"})
+    assert caught.value.file == "c.yaml" and caught.value.line
+
+
+def test_reserved_package():
+    with pytest.raises(PolicyError, match="reserved"):
+        load_bundle({"f.rego": "package fleet.mine\n"})
+
+
+def test_policy_failing_at_run_time(engine):
+    files = {"rt.rego": 'package rt\nimport rego.v1\n\ndeny contains m if {\n  m := sprintf("%d", [to_number(input.kind)])\n}\n',
+             "a_ok.rego": 'package ok\nimport rego.v1\n\ndeny contains "fine" if false\n'}
+    verdict = evaluate(engine, files)
+    error = only_error(verdict)
+    assert (error["kind"], error["file"]) == ("runtime", "rt.rego")
+    assert not verdict.allowed
+
+
+def test_conflicting_rule_values_fail_at_run_time(engine):
+    files = {"c.rego": "package c\nimport rego.v1\n\nx := 1 if input.kind\nx := 2 if input.kind\n"
+                       "deny contains x if true\n"}
+    assert only_error(evaluate(engine, files))["kind"] == "runtime"
+
+
+def test_unreachable_opa_fails_closed():
+    engine = OpaEngine(f"http://127.0.0.1:{free_port()}", timeout=1)
+    verdict = evaluate(engine, {"ok.rego": "package ok\nimport rego.v1\ndeny contains 1 if false\n"})
+    error = only_error(verdict)
+    assert not verdict.allowed and error["kind"] == "engine" and "cannot be reached" in error["message"]
+
+
+def test_fail_open_is_explicit_and_recorded():
+    engine = OpaEngine(f"http://127.0.0.1:{free_port()}", timeout=1)
+    verdict = evaluate(engine, {"ok.rego": "package ok\n"}, fail_open=True)
+    assert verdict.allowed and only_error(verdict)["failed_open"] is True
+
+
+def test_errors_of_a_warn_or_dry_run_set_do_not_block(engine):
+    for mode in ("warn", "dry-run"):
+        verdict = evaluate(engine, {"bad.rego": "package x\ndeny if {\n"}, mode=mode)
+        assert verdict.allowed and verdict.errors
+
+
+def test_with_is_refused_by_the_embedded_engine(regopy_engine):
+    files = {"w.rego": "package w\nimport rego.v1\ndeny contains 1 if { data.w.p with input as {} }\np if true\n"}
+    error = only_error(evaluate(regopy_engine, files))
+    assert error["kind"] == "engine" and "`with`" in error["message"]
+
+
+class ExplodingEngine(Engine):
+    name = "exploding"
+
+    def prepare(self, bundle):
+        raise RuntimeError("boom")
+
+    def evaluate(self, bundle, data, reviews, matches):
+        raise RuntimeError("boom")
+
+
+def test_an_engine_bug_is_a_reasoned_deny_not_an_exception():
+    verdict = evaluate(ExplodingEngine(), {"ok.rego": "package ok\n"})
+    assert not verdict.allowed and "internal error" in only_error(verdict)["message"]
