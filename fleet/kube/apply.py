@@ -1,0 +1,189 @@
+"""Server-side apply of an object set, with a dry-run gate and ApplySet pruning.
+
+Order: CustomResourceDefinitions and Namespaces first (waiting until the CRDs are
+established), then everything else, each phase concurrently. Before anything is
+written, the whole set is dry-run on the server; if any object fails, nothing is
+applied. Objects the server cannot dry-run yet because the set itself creates
+their Namespace or CRD are *deferred*: they are dry-run as soon as the first phase
+exists, and before any of them is applied.
+
+Conflicts with another field manager are not forced by default: they surface as
+:class:`~fleet.kube.errors.FieldConflict`, and a caller decides to ``force``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from fleet.kube import constants
+from fleet.kube.applyset import ApplySet, SetState, list_members, prune, read_parent, write_parent
+from fleet.kube.client import APPLY_PATCH, KubeClient
+from fleet.kube.discovery import Resource
+from fleet.kube.errors import NotFound, Timeout, UnknownKind
+from fleet.kube.objects import (CRD_GROUP_KIND, NAMESPACE_GROUP_KIND, Manifest, ObjectRef, condition,
+                                crd_defines, is_first_phase, refs_of)
+from fleet.kube.pool import run_all, worker_pool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    """One object of the set: its identity, its mapping (once known) and the body we send."""
+
+    ref: ObjectRef
+    body: Manifest
+    resource: Resource | None = None
+    deferred: bool = False  # dry-run must wait for the first phase (its Namespace or CRD)
+
+
+@dataclass
+class ApplyResult:
+    cluster: str
+    dry_run: bool
+    applied: list[ObjectRef] = field(default_factory=list)
+    pruned: list[ObjectRef] = field(default_factory=list)
+    deferred: list[ObjectRef] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, "dry_run": self.dry_run,
+                **{name: [str(ref) for ref in getattr(self, name)]
+                   for name in ("applied", "pruned", "deferred")}}
+
+
+def plan(client: KubeClient, objects: Iterable[Manifest], applyset: ApplySet) -> list[Item]:
+    """Validate the set and map each object; kinds defined by a CRD in the set stay
+    unmapped until that CRD is established; any other unknown kind is an error."""
+    objects = list(objects)
+    refs = refs_of(objects, cluster=client.cluster)
+    defined = {crd_defines(obj) for obj, ref in zip(objects, refs) if ref.group_kind == CRD_GROUP_KIND}
+    items = []
+    for obj, ref in zip(objects, refs):
+        try:
+            resource, ref = client.discovery.resolve(ref)
+        except UnknownKind:
+            if ref.group_kind not in defined:
+                raise
+            resource = None
+        items.append(Item(ref, applyset.label(obj, ref), resource))
+    return items
+
+
+def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: ApplySet = ApplySet(),
+              dry_run: bool = False, force: bool = False, prune_missing: bool = True) -> ApplyResult:
+    """Apply (or with ``dry_run`` only validate) ``objects`` as the cluster's applyset.
+
+    Raises the first :class:`KubeError` (all of them in ``.failures``); on failure the
+    applyset's parent keeps the superset of kinds, so nothing applied is orphaned.
+    """
+    result = ApplyResult(client.cluster, dry_run)
+    items = plan(client, objects, applyset)
+    with worker_pool(client.cluster) as pool:
+        _dry_run_what_can_be(client, items, pool, force)
+        result.applied = [item.ref for item in items if not item.deferred]
+        result.deferred = [item.ref for item in items if item.deferred]
+        previous = read_parent(client, applyset)
+        wanted = SetState.of((item.ref for item in items), applyset)
+        recorded = previous.union(wanted) if previous else wanted
+        if dry_run:
+            if prune_missing:
+                result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=True)
+            return result
+        if recorded != previous:  # widen first, so an interrupted run orphans nothing
+            write_parent(client, applyset, recorded, create_namespace=previous is None)
+        _apply_in_order(client, applyset, items, pool, force)
+        result.applied, result.deferred = [item.ref for item in items], []
+        if prune_missing:
+            result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=False)
+            if recorded != wanted:
+                write_parent(client, applyset, wanted, create_namespace=False)
+    logger.info("cluster %s: applied %d objects, pruned %d (applyset %s)", client.cluster,
+                len(result.applied), len(result.pruned), applyset.name)
+    return result
+
+
+def _dry_run_what_can_be(client: KubeClient, items: list[Item], pool: ThreadPoolExecutor,
+                         force: bool) -> None:
+    """Dry-run every item whose kind is served and whose Namespace exists; mark the
+    others deferred. Any failure is raised before anything has been written."""
+    created = sorted({item.ref.name for item in items if item.ref.group_kind == NAMESPACE_GROUP_KIND})
+    absent = {name for name, found in zip(created, run_all(pool, lambda n: _exists(client, n), created))
+              if not found}
+    for item in items:
+        item.deferred = item.resource is None or item.ref.namespace in absent
+    run_all(pool, lambda i: _patch(client, i, force=force, dry_run=True),
+            [item for item in items if not item.deferred])
+
+
+def _apply_in_order(client: KubeClient, applyset: ApplySet, items: list[Item], pool: ThreadPoolExecutor,
+                    force: bool) -> None:
+    """CRDs and Namespaces, then (once the CRDs are established and the deferred
+    objects pass their dry-run) everything else."""
+    first = [item for item in items if is_first_phase(item.ref)]
+    run_all(pool, lambda i: _patch(client, i, force=force, dry_run=False), first)
+    _wait_established(client, [i for i in first if i.ref.group_kind == CRD_GROUP_KIND], pool)
+    rest = [item for item in items if not is_first_phase(item.ref)]
+    deferred = [item for item in rest if item.deferred]
+    for item in deferred:
+        if item.resource is None:
+            item.resource, item.ref = _resolve_when_served(client, item.ref)
+            item.body = applyset.label(item.body, item.ref)
+    run_all(pool, lambda i: _patch(client, i, force=force, dry_run=True), deferred)
+    run_all(pool, lambda i: _patch(client, i, force=force, dry_run=False), rest)
+
+
+def _prune(client: KubeClient, applyset: ApplySet, recorded: SetState, items: list[Item],
+           pool: ThreadPoolExecutor, *, dry_run: bool) -> list[ObjectRef]:
+    members = list_members(client, applyset, recorded, pool)
+    return prune(client, members.values(), {item.ref.key for item in items}, pool, dry_run=dry_run)
+
+
+def _patch(client: KubeClient, item: Item, *, force: bool, dry_run: bool) -> Manifest:
+    assert item.resource is not None
+    query = {"fieldManager": constants.FIELD_MANAGER, "fieldValidation": "Strict",
+             "force": "true" if force else "false"}
+    if dry_run:
+        query["dryRun"] = "All"
+    return client.request("PATCH", item.resource.path(item.ref.namespace, item.ref.name),
+                          body=item.body, content_type=APPLY_PATCH, query=query, obj=item.ref)
+
+
+def _exists(client: KubeClient, namespace: str) -> bool:
+    try:
+        client.get(f"/api/v1/namespaces/{namespace}")
+    except NotFound:
+        return False
+    return True
+
+
+def _resolve_when_served(client: KubeClient, ref: ObjectRef) -> tuple[Resource, ObjectRef]:
+    """An established CRD's group-version reaches discovery a moment later: retry."""
+    deadline, delay = time.monotonic() + constants.CRD_ESTABLISHED_TIMEOUT, 0.1
+    while True:
+        try:
+            return client.discovery.resolve(ref)
+        except UnknownKind:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def _wait_established(client: KubeClient, crds: list[Item], pool: ThreadPoolExecutor) -> None:
+    """Poll until every CRD has ``Established=True`` (its kinds are then served)."""
+    deadline = time.monotonic() + constants.CRD_ESTABLISHED_TIMEOUT
+    pending, delay = crds, 0.1
+    while pending:
+        live = run_all(pool, lambda i: client.get(i.resource.path(name=i.ref.name), obj=i.ref), pending)
+        pending = [item for item, obj in zip(pending, live) if (condition(obj, "Established") or {}).get("status") != "True"]
+        if pending and time.monotonic() > deadline:
+            raise Timeout(f"not established after {constants.CRD_ESTABLISHED_TIMEOUT:.0f}s",
+                          cluster=client.cluster, obj=pending[0].ref)
+        if pending:
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class KubeConfig(AppConfig):
+    name = "fleet.kube"
+    label = "kube"

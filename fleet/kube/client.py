@@ -1,0 +1,177 @@
+"""A client for one cluster: the ``kubernetes`` package's ApiClient (TLS, pooling,
+proxies) driven with raw JSON requests, plus rate limiting and error mapping.
+
+We do not use the generated typed APIs or ``DynamicClient``: both deserialise every
+response into model objects and the latter discovers every API group up front. A
+rollout only needs JSON in and out, and discovery of the groups it touches.
+
+Clients are cached per cluster and credentials (:func:`client_for`), so the pool's
+kept-alive connections and the discovery cache outlive a single apply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+import urllib3
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
+
+from fleet.kube import constants
+from fleet.kube.connection import ConnectionSpec, spec_for_cluster
+from fleet.kube.discovery import Discovery
+from fleet.kube.errors import from_response, from_transport
+
+JSON = "application/json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+class RateLimiter:
+    """A token bucket: ``qps`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(self, qps: float, burst: int):
+        self.qps, self.burst = qps, burst
+        self._tokens, self._last = float(burst), time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            self._tokens -= 1
+            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
+        if wait:
+            time.sleep(wait)
+
+
+class KubeClient:
+    """Raw JSON requests to one API server; raises :class:`~fleet.kube.errors.KubeError`."""
+
+    def __init__(self, spec: ConnectionSpec):
+        self.cluster = spec.name
+        self.server = spec.server.rstrip("/")
+        self.fingerprint = spec.fingerprint()
+        self._tmpdir = tempfile.mkdtemp(prefix="fleet-kube-") if spec.client_cert_pem else ""
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmpdir, True) if self._tmpdir else None
+        self._api = ApiClient(self._configuration(spec))
+        self._headers = {"Accept": JSON, "User-Agent": "fleet/1 (kube adapter)"}
+        if spec.token:
+            self._headers["Authorization"] = f"Bearer {spec.token}"
+        self._limiter = RateLimiter(constants.QPS, constants.BURST)
+        self.discovery = Discovery(self)
+
+    def _configuration(self, spec: ConnectionSpec) -> Configuration:
+        config = Configuration(host=self.server)
+        config.verify_ssl = True
+        config.ca_cert_data = spec.ca_pem or None  # None: the system's trust store
+        if spec.client_cert_pem:
+            config.cert_file = self._private_file("client.crt", spec.client_cert_pem)
+            config.key_file = self._private_file("client.key", spec.client_key_pem)
+        config.tls_server_name = spec.tls_server_name or None
+        config.connection_pool_maxsize = constants.CONCURRENCY
+        config.retries = urllib3.Retry(total=constants.CONNECT_RETRIES, connect=constants.CONNECT_RETRIES,
+                                       read=0, status=0, other=0, redirect=0,
+                                       backoff_factor=0.2, raise_on_status=False)
+        return config
+
+    def _private_file(self, name: str, content: str) -> str:
+        """urllib3 loads client certificates only from files: keep them 0600 in a 0700
+        directory of our own, removed when the client closes (or is collected)."""
+        path = os.path.join(self._tmpdir, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        return path
+
+    def close(self) -> None:
+        self._api.close()
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def __enter__(self) -> "KubeClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KubeClient(cluster={self.cluster!r}, server={self.server!r})"
+
+    def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
+                body: Any = None, content_type: str = JSON, obj: object | None = None,
+                timeout: float | tuple[float, float] | None = None) -> Any:
+        """Send one request and return the decoded JSON body; errors name ``obj``.
+
+        Every request we make is idempotent (server-side apply, reads, deletes with a
+        uid precondition), so a kept-alive connection the server dropped, or a 429
+        from API priority and fairness, is retried a few times.
+        """
+        url = self.server + path + (f"?{urlencode(query, doseq=True)}" if query else "")
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = content_type
+        attempt = 0
+        while True:
+            attempt += 1
+            self._limiter.acquire()
+            try:
+                response = self._api.call_api(method, url, header_params=dict(headers), body=body,
+                                              _request_timeout=timeout or (constants.CONNECT_TIMEOUT,
+                                                                           constants.READ_TIMEOUT))
+                data = response.read()
+            except ApiException as exc:  # the REST layer wraps TLS failures, status 0
+                raise from_transport(urllib3.exceptions.SSLError(exc.reason or ""), cluster=self.cluster,
+                                     server=self.server, obj=obj) from None
+            except urllib3.exceptions.ProtocolError as exc:
+                if attempt <= constants.IDEMPOTENT_RETRIES:
+                    continue
+                raise from_transport(exc, cluster=self.cluster, server=self.server, obj=obj) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise from_transport(exc, cluster=self.cluster, server=self.server, obj=obj) from None
+            if response.status == 429 and attempt <= constants.IDEMPOTENT_RETRIES:
+                time.sleep(min(float(response.headers.get("Retry-After") or 1), 5.0))
+                continue
+            if not 200 <= response.status < 300:
+                raise from_response(response.status, data, cluster=self.cluster, obj=obj)
+            return json.loads(data) if data else {}
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+
+_cache: dict[int, KubeClient] = {}
+_cache_lock = threading.Lock()
+
+
+def client_for(cluster: Any) -> KubeClient:
+    """The cached client of an inventory cluster, rebuilt when its credentials or URL
+    change (the old one is closed, its temporary key files removed)."""
+    spec = spec_for_cluster(cluster)
+    fingerprint = spec.fingerprint()
+    with _cache_lock:
+        client = _cache.get(cluster.pk)
+        if client is not None and client.fingerprint == fingerprint:
+            return client
+        if client is not None:
+            client.close()
+        client = _cache[cluster.pk] = KubeClient(spec)
+        return client
+
+
+def forget_clients() -> None:
+    """Close every cached client (tests; a worker shutting down)."""
+    with _cache_lock:
+        for client in _cache.values():
+            client.close()
+        _cache.clear()
+
+

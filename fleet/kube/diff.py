@@ -1,0 +1,213 @@
+"""Live state against desired: a normalised, structured diff, the basis of drift.
+
+Only the fields we set count. The comparison walks the *desired* object and looks
+each field up in the live one, so server defaults, status, ``managedFields`` and
+annotations other tools add never show up. Lists of maps are matched by their merge
+key (``name``, ``containerPort``…) where they have one, as server-side apply merges
+them; resource quantities compare by value (``0.5`` equals ``500m``); a zero value
+(``false``, ``0``, ``""``, ``{}``) equals an absent field, which is how the API
+server stores it. Secret values never appear: they are replaced by a keyed hash,
+enough to see *that* a value changed and whether two clusters hold the same one.
+
+Reading is cheap: one list per kind and namespace by the ApplySet label, instead of
+one GET per object, plus a GET for desired objects not (yet) labelled.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+from django.conf import settings
+from kubernetes.utils import parse_quantity
+
+from fleet.kube.applyset import ApplySet, SetState, list_members, read_parent
+from fleet.kube.apply import Item, plan
+from fleet.kube.client import KubeClient
+from fleet.kube.errors import NotFound
+from fleet.kube.objects import Manifest, ObjectRef
+from fleet.kube.pool import run_all, worker_pool
+
+IGNORED_METADATA = frozenset({"managedFields", "resourceVersion", "uid", "generation",
+                              "creationTimestamp", "selfLink", "deletionTimestamp",
+                              "deletionGracePeriodSeconds"})
+QUANTITY_MAPS = frozenset({"limits", "requests", "hard", "capacity", "allocatable"})
+MERGE_KEYS = ("name", "mountPath", "devicePath", "containerPort", "port", "ip")
+SECRET_FIELDS = ("data", "stringData")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """``live`` is None when the field is absent from the live object."""
+
+    path: str
+    desired: Any
+    live: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "desired": self.desired, "live": self.live}
+
+
+@dataclass(frozen=True)
+class ObjectDiff:
+    """``state``: "added" (not on the cluster), "changed", "unchanged", or "removed"
+    (an applyset member no longer desired: what the next prune deletes)."""
+
+    ref: ObjectRef
+    state: str
+    changes: tuple[FieldChange, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"object": str(self.ref), "state": self.state,
+                "changes": [change.as_dict() for change in self.changes]}
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    cluster: str
+    objects: list[ObjectDiff]
+
+    @property
+    def drifted(self) -> list[ObjectDiff]:
+        return [diff for diff in self.objects if diff.state != "unchanged"]
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.drifted
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, "in_sync": self.in_sync,
+                "objects": [diff.as_dict() for diff in self.objects]}
+
+
+def desired_view(obj: Mapping[str, Any]) -> Manifest:
+    """What we compare: the manifest without status and server-owned metadata, with a
+    Secret's ``stringData`` folded into ``data`` as the API server stores it."""
+    # apiVersion and kind are the object's identity, already matched (and list items
+    # read from the server carry neither).
+    view = {key: value for key, value in obj.items() if key not in ("status", "apiVersion", "kind")}
+    view["metadata"] = {key: value for key, value in (obj.get("metadata") or {}).items()
+                        if key not in IGNORED_METADATA}
+    if obj.get("kind") == "Secret" and view.get("stringData"):
+        view["data"] = {**(view.get("data") or {}),
+                        **{key: base64.b64encode(str(value).encode()).decode()
+                           for key, value in view["stringData"].items()}}
+        del view["stringData"]
+    return view
+
+
+def compare(ref: ObjectRef, desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> ObjectDiff:
+    if live is None:
+        return ObjectDiff(ref, "added")
+    changes: list[FieldChange] = []
+    _walk(desired_view(desired), live, "", changes, quantity=False)
+    if ref.group_kind == ("", "Secret"):
+        changes = [_redact(change) if change.path.split(".")[0].split("[")[0] in SECRET_FIELDS
+                   else change for change in changes]
+    return ObjectDiff(ref, "changed" if changes else "unchanged", tuple(changes))
+
+
+def _zero(value: Any) -> bool:
+    return value is None or value is False or (not isinstance(value, bool) and value == 0) \
+        or value in ("", {}, [])
+
+
+def _walk(desired: Any, live: Any, path: str, changes: list[FieldChange], *, quantity: bool) -> None:
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            changes.append(FieldChange(path, desired, live))
+            return
+        for key, value in desired.items():
+            sub = f"{path}.{key}" if path else key
+            if key not in live:
+                if not _zero(value):
+                    changes.append(FieldChange(sub, value, None))
+                continue
+            _walk(value, live[key], sub, changes, quantity=quantity or key in QUANTITY_MAPS)
+    elif isinstance(desired, list):
+        _walk_list(desired, live, path, changes, quantity=quantity)
+    elif not _same_scalar(desired, live, quantity):
+        changes.append(FieldChange(path, desired, live))
+
+
+def _walk_list(desired: list, live: Any, path: str, changes: list[FieldChange], *, quantity: bool) -> None:
+    if not isinstance(live, list):
+        if not (_zero(desired) and live is None):
+            changes.append(FieldChange(path, desired, live))
+        return
+    key = next((k for k in MERGE_KEYS if desired and all(isinstance(i, Mapping) and k in i
+                                                          for i in desired)), None)
+    if key is None:
+        if len(desired) != len(live):
+            changes.append(FieldChange(path, desired, live))
+            return
+        for index, (want, have) in enumerate(zip(desired, live)):
+            _walk(want, have, f"{path}[{index}]", changes, quantity=quantity)
+        return
+    by_key = {item.get(key): item for item in live if isinstance(item, Mapping)}
+    for item in desired:
+        sub = f"{path}[{key}={item[key]}]"
+        if item[key] in by_key:
+            _walk(item, by_key[item[key]], sub, changes, quantity=quantity)
+        else:
+            changes.append(FieldChange(sub, item, None))
+
+
+def _same_scalar(desired: Any, live: Any, quantity: bool) -> bool:
+    if desired == live and type(desired) is type(live):
+        return True
+    if quantity:
+        try:
+            return Decimal(parse_quantity(desired)) == Decimal(parse_quantity(live))
+        except (ValueError, TypeError, ArithmeticError):
+            return False
+    return live is None and _zero(desired)
+
+
+def redact(value: Any) -> Any:
+    """A Secret value as a keyed hash: equal values match, the value itself never shows."""
+    if isinstance(value, Mapping):
+        return {key: redact(inner) for key, inner in value.items()}
+    if value is None:
+        return None
+    digest = hmac.new(settings.SECRET_KEY.encode(), str(value).encode(), hashlib.sha256).hexdigest()
+    return f"(secret hmac:{digest[:12]})"
+
+
+def _redact(change: FieldChange) -> FieldChange:
+    return FieldChange(change.path, redact(change.desired), redact(change.live))
+
+
+def diff_set(client: KubeClient, objects: Iterable[Manifest], *,
+             applyset: ApplySet = ApplySet()) -> DiffReport:
+    """Compare ``objects`` (labelled as :func:`~fleet.kube.apply.apply_set` would send
+    them) with the cluster, and report members of the set no longer desired."""
+    items = plan(client, objects, applyset)
+    with worker_pool(client.cluster) as pool:
+        wanted = SetState.of((item.ref for item in items), applyset)
+        recorded = read_parent(client, applyset)
+        state = recorded.union(wanted) if recorded else wanted
+        versions = {item.ref.group_kind: item.ref.version for item in items if item.resource}
+        members = list_members(client, applyset, state, pool, versions)
+        live = {key: member.live for key, member in members.items()}
+        unlisted = [item for item in items if item.resource is not None and (
+            item.ref.key not in members or members[item.ref.key].ref.version != item.ref.version)]
+        for item, obj in zip(unlisted, run_all(pool, lambda i: _get(client, i), unlisted)):
+            live[item.ref.key] = obj
+    desired_keys = {item.ref.key for item in items}
+    diffs = [compare(item.ref, item.body, live.get(item.ref.key)) for item in items]
+    diffs += [ObjectDiff(member.ref, "removed") for key, member in sorted(members.items())
+              if key not in desired_keys and member.ours]
+    return DiffReport(client.cluster, diffs)
+
+
+def _get(client: KubeClient, item: Item) -> Manifest | None:
+    assert item.resource is not None
+    try:
+        return client.get(item.resource.path(item.ref.namespace, item.ref.name), obj=item.ref)
+    except NotFound:
+        return None

@@ -1,0 +1,197 @@
+"""Is what we applied working? Per-object health, polled with backoff until a deadline.
+
+``assess`` is pure (a live object in, a verdict out) so the rules are unit-tested;
+``wait_healthy`` polls only the objects not yet healthy. A verdict is ``True``
+(healthy), ``False`` (not yet, or failed) or ``None`` (the kind has no notion of
+health, e.g. a ConfigMap: existing is all it can do). Some failures are terminal (a
+failed Job, a Deployment past its progress deadline): waiting stops for them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from fleet.kube import constants
+from fleet.kube.client import KubeClient
+from fleet.kube.errors import NotFound, Timeout
+from fleet.kube.objects import ObjectRef, condition
+from fleet.kube.pool import run_all, worker_pool
+
+Verdict = tuple[bool | None, str, bool]  # (healthy, reason, terminal)
+
+
+@dataclass(frozen=True)
+class Health:
+    ref: ObjectRef
+    healthy: bool | None
+    reason: str
+    terminal: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"object": str(self.ref), "healthy": self.healthy, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    cluster: str
+    results: list[Health]
+    timed_out: bool
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return all(result.healthy is not False for result in self.results)
+
+    @property
+    def unhealthy(self) -> list[Health]:
+        return [result for result in self.results if result.healthy is False]
+
+    def raise_for_health(self) -> None:
+        """Raise :class:`Timeout` naming the first unhealthy object and why."""
+        if not self.ok:
+            first = self.unhealthy[0]
+            raise Timeout(f"not healthy after {self.elapsed:.0f}s: {first.reason}"
+                          f" ({len(self.unhealthy)} unhealthy)", cluster=self.cluster, obj=first.ref)
+
+
+def _observed(obj: Mapping[str, Any]) -> str:
+    generation = (obj.get("metadata") or {}).get("generation")
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    if generation is not None and (observed is None or observed < generation):
+        return f"waiting for the controller to observe generation {generation}"
+    return ""
+
+
+def _count(status: Mapping[str, Any], key: str) -> int:
+    return int(status.get(key) or 0)
+
+
+def _deployment(obj: Mapping[str, Any]) -> Verdict:
+    status, want = obj.get("status") or {}, (obj.get("spec") or {}).get("replicas", 1)
+    progressing = condition(obj, "Progressing") or {}
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return False, f"progress deadline exceeded: {progressing.get('message', '')}", True
+    if waiting := _observed(obj):
+        return False, waiting, False
+    updated, total = _count(status, "updatedReplicas"), _count(status, "replicas")
+    available = _count(status, "availableReplicas")
+    if updated < want:
+        return False, f"{updated} of {want} replicas updated", False
+    if total > updated:
+        return False, f"{total - updated} old replicas pending termination", False
+    if available < want:
+        return False, f"{available} of {want} updated replicas available", False
+    return True, f"{want} replicas updated and available", False
+
+
+def _statefulset(obj: Mapping[str, Any]) -> Verdict:
+    status, spec = obj.get("status") or {}, obj.get("spec") or {}
+    want = spec.get("replicas", 1)
+    if waiting := _observed(obj):
+        return False, waiting, False
+    ready = _count(status, "readyReplicas")
+    if ready < want:
+        return False, f"{ready} of {want} replicas ready", False
+    rolling = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
+    if rolling and status.get("updateRevision") != status.get("currentRevision"):
+        return False, f"{_count(status, 'updatedReplicas')} of {want} replicas updated", False
+    return True, f"{want} replicas ready", False
+
+
+def _daemonset(obj: Mapping[str, Any]) -> Verdict:
+    status = obj.get("status") or {}
+    if waiting := _observed(obj):
+        return False, waiting, False
+    want = _count(status, "desiredNumberScheduled")
+    for key, what in (("currentNumberScheduled", "scheduled"), ("updatedNumberScheduled", "updated"),
+                      ("numberAvailable", "available")):
+        if _count(status, key) < want:
+            return False, f"{_count(status, key)} of {want} pods {what}", False
+    if _count(status, "numberMisscheduled"):
+        return False, f"{_count(status, 'numberMisscheduled')} pods on nodes they should not run on", False
+    return True, f"{want} pods scheduled and available", False
+
+
+def _job(obj: Mapping[str, Any]) -> Verdict:
+    if (condition(obj, "Complete") or {}).get("status") == "True":
+        return True, "complete", False
+    failed = condition(obj, "Failed") or {}
+    if failed.get("status") == "True":
+        return False, f"failed: {failed.get('message') or failed.get('reason', '')}", True
+    status = obj.get("status") or {}
+    return False, f"{_count(status, 'active')} active, {_count(status, 'succeeded')} succeeded", False
+
+
+def _crd(obj: Mapping[str, Any]) -> Verdict:
+    names = condition(obj, "NamesAccepted") or {}
+    if names.get("status") == "False":
+        return False, f"names not accepted: {names.get('message', '')}", True
+    if (condition(obj, "Established") or {}).get("status") == "True":
+        return True, "established", False
+    return False, "not established yet", False
+
+
+def _pvc(obj: Mapping[str, Any]) -> Verdict:
+    phase = (obj.get("status") or {}).get("phase", "Pending")
+    if phase == "Bound":
+        return True, "bound", False
+    return False, f"phase {phase}", phase == "Lost"
+
+
+def _generic(obj: Mapping[str, Any]) -> Verdict:
+    for kind in ("Ready", "Available"):
+        found = condition(obj, kind)
+        if found is not None:
+            if found.get("status") == "True":
+                return True, f"{kind}", False
+            detail = found.get("message") or found.get("reason") or found.get("status")
+            return False, f"{kind} is {found.get('status')}: {detail}", False
+    return None, "no health to assess", False
+
+
+_RULES: dict[tuple[str, str], Callable[[Mapping[str, Any]], Verdict]] = {
+    ("apps", "Deployment"): _deployment,
+    ("apps", "StatefulSet"): _statefulset,
+    ("apps", "DaemonSet"): _daemonset,
+    ("batch", "Job"): _job,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd,
+    ("", "PersistentVolumeClaim"): _pvc,
+}
+
+
+def assess(ref: ObjectRef, obj: Mapping[str, Any]) -> Health:
+    healthy, reason, terminal = _RULES.get(ref.group_kind, _generic)(obj)
+    return Health(ref, healthy, reason, terminal)
+
+
+def wait_healthy(client: KubeClient, refs: Iterable[ObjectRef], *, timeout: float) -> HealthReport:
+    """Poll until every object is healthy (or has no health), fails terminally, or
+    ``timeout`` seconds pass; the report says which, per object."""
+    start = time.monotonic()
+    deadline = start + timeout
+    resolved = [client.discovery.resolve(ref) for ref in refs]
+    results: dict[ObjectRef, Health] = {}
+    pending, delay = resolved, constants.HEALTH_POLL_INITIAL
+
+    def check(entry: tuple[Any, ObjectRef]) -> Health:
+        resource, ref = entry
+        try:
+            return assess(ref, client.get(resource.path(ref.namespace, ref.name), obj=ref))
+        except NotFound:
+            return Health(ref, False, "not found")
+
+    with worker_pool(client.cluster) as pool:
+        while True:
+            for health in run_all(pool, check, pending):
+                results[health.ref] = health
+            pending = [entry for entry in pending
+                       if results[entry[1]].healthy is False and not results[entry[1]].terminal]
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                break
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, constants.HEALTH_POLL_MAX)
+    return HealthReport(client.cluster, [results[ref] for _, ref in resolved], bool(pending),
+                        time.monotonic() - start)

@@ -1,0 +1,99 @@
+"""Cluster operations for the rest of Fleet (rollouts, drift, the API, tasks).
+
+Each takes an inventory :class:`~fleet.inventory.models.Cluster` and uses its cached
+client. The modules underneath (:mod:`~fleet.kube.apply`, :mod:`~fleet.kube.diff`,
+:mod:`~fleet.kube.health`, :mod:`~fleet.kube.probe`) take a
+:class:`~fleet.kube.client.KubeClient` and know nothing of the database.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Sequence, TypeVar
+
+from django.db import transaction
+from django.utils import timezone
+
+from fleet.audit import services as audit
+from fleet.inventory.choices import ClusterStatus
+from fleet.inventory.models import Cluster
+from fleet.kube.apply import ApplyResult, apply_set
+from fleet.kube.applyset import ApplySet
+from fleet.kube.client import client_for
+from fleet.kube.diff import DiffReport, diff_set
+from fleet.kube.errors import KubeError
+from fleet.kube.health import HealthReport, wait_healthy
+from fleet.kube.objects import Manifest, ObjectRef
+from fleet.kube.probe import ProbeResult, probe
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# A probe outcome -> the cluster's status. The server answered for these three, so
+# they also count as contact.
+_STATUS = {"ok": ClusterStatus.READY, "unauthorized": ClusterStatus.UNAUTHORIZED,
+           "forbidden": ClusterStatus.UNAUTHORIZED, "unreachable": ClusterStatus.UNREACHABLE,
+           "timeout": ClusterStatus.UNREACHABLE}
+_ANSWERED = {"ok", "unauthorized", "forbidden"}
+
+
+def apply(cluster: Cluster, objects: Iterable[Manifest], *, applyset: ApplySet = ApplySet(),
+          dry_run: bool = False, force: bool = False, prune: bool = True) -> ApplyResult:
+    """Fields another manager took (someone's ``kubectl edit``) stop the apply as a
+    conflict; self-heal and "overwrite drift" pass ``force=True`` to take them back."""
+    return apply_set(client_for(cluster), objects, applyset=applyset, dry_run=dry_run,
+                     force=force, prune_missing=prune)
+
+
+def diff(cluster: Cluster, objects: Iterable[Manifest], *,
+         applyset: ApplySet = ApplySet()) -> DiffReport:
+    return diff_set(client_for(cluster), objects, applyset=applyset)
+
+
+def health(cluster: Cluster, refs: Iterable[ObjectRef], *, timeout: float) -> HealthReport:
+    return wait_healthy(client_for(cluster), refs, timeout=timeout)
+
+
+def probe_cluster(cluster: Cluster) -> ProbeResult:
+    """Probe and record the result on the cluster (see :func:`record_probe`)."""
+    try:
+        result = probe(client_for(cluster))
+    except KubeError as exc:  # refused credentials: no request was made
+        result = ProbeResult(False, "", None, exc.outcome, str(exc))
+    record_probe(cluster, result)
+    return result
+
+
+def record_probe(cluster: Cluster, result: ProbeResult) -> None:
+    """``last_contact_at`` is a plain update (every probe would otherwise add an audit
+    event); a change of status or message is a real event and goes through audit."""
+    now = timezone.now()
+    status = _STATUS.get(result.outcome, ClusterStatus.ERROR)
+    message = result.message[:500]
+    with transaction.atomic():
+        current = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        if result.outcome in _ANSWERED:
+            Cluster.objects.filter(pk=cluster.pk).update(last_contact_at=now)
+            current.last_contact_at = now
+        if (current.status, current.status_message) != (status, message):
+            audit.update(current, {"status": status, "status_message": message},
+                         metadata={"probe": {"outcome": result.outcome, "version": result.version}})
+    cluster.status, cluster.status_message = current.status, current.status_message
+    cluster.last_contact_at = current.last_contact_at
+
+
+def for_each(targets: Sequence[T], fn: Callable[[T], R], *,
+             max_parallel: int = 16) -> list[tuple[T, R | KubeError]]:
+    """``fn`` on every target (cluster or client) at once, bounded; one cluster's
+    failure is its own result, never the others'. Work within a cluster is itself
+    concurrent, so the thread count is about ``max_parallel × CONCURRENCY``."""
+    def run(target: T) -> R | KubeError:
+        try:
+            return fn(target)
+        except KubeError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max(1, min(max_parallel, len(targets))), thread_name_prefix="fleet") as pool:
+        return list(zip(targets, pool.map(run, targets)))
+
+
