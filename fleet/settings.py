@@ -50,8 +50,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 if CELERY_EMBEDDED_BROKER:
     for _folder in ("queue", "processed"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+# A running deployment whose worker sent no heartbeat for this long is resumed elsewhere.
+FLEET_ROLLOUT_HEARTBEAT_TIMEOUT = env.int("FLEET_ROLLOUT_HEARTBEAT_TIMEOUT", 120, minimum=4)
+FLEET_ROLLOUT_SWEEP_SECONDS = env.int("FLEET_ROLLOUT_SWEEP_SECONDS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
+    "sweep-rollouts": {"task": "rollouts.sweep", "schedule": float(FLEET_ROLLOUT_SWEEP_SECONDS)},
+    "probe-fleet": {"task": "kube.probe_fleet", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
@@ -59,6 +64,29 @@ CELERY_TASK_IGNORE_RESULT = True  # task outcomes live in the database, never in
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+
+# GitOps: per-cluster workspaces (reused clones) and limits on what git and renders may take.
+FLEET_WORKSPACE_DIR: Path = env.path("FLEET_WORKSPACE_DIR", DATA_DIR / "workspaces")
+FLEET_WORKSPACE_LOCK_TIMEOUT = env.int("FLEET_WORKSPACE_LOCK_TIMEOUT", 300)
+FLEET_GIT_TIMEOUT = env.int("FLEET_GIT_TIMEOUT", 300, minimum=1)
+FLEET_GIT_KNOWN_HOSTS: Path = env.path("FLEET_GIT_KNOWN_HOSTS", DATA_DIR / "ssh_known_hosts")
+FLEET_MIGRATION_TIMEOUT = env.int("FLEET_MIGRATION_TIMEOUT", 300, minimum=1)
+FLEET_RENDER_TIMEOUT = env.int("FLEET_RENDER_TIMEOUT", 60, minimum=1)
+FLEET_RENDER_MAX_FILE_BYTES = env.int("FLEET_RENDER_MAX_FILE_BYTES", 1024 * 1024, minimum=1024)
+FLEET_RENDER_MAX_TOTAL_BYTES = env.int("FLEET_RENDER_MAX_TOTAL_BYTES", 64 * 1024 * 1024, minimum=1024)
+FLEET_RENDER_MAX_FILES = env.int("FLEET_RENDER_MAX_FILES", 10_000, minimum=1)
+FLEET_RENDER_MAX_OUTPUT_BYTES = env.int("FLEET_RENDER_MAX_OUTPUT_BYTES", 32 * 1024 * 1024, minimum=1024)
+FLEET_RENDER_MAX_OBJECTS = env.int("FLEET_RENDER_MAX_OBJECTS", 5_000, minimum=1)
+FLEET_RENDER_ALLOW_REMOTE_BASES = env.bool("FLEET_RENDER_ALLOW_REMOTE_BASES", False)
+
+# Kubeconfig files may only be read (with the files they reference) inside these directories.
+FLEET_KUBECONFIG_DIRS: list[str] = env.list("FLEET_KUBECONFIG_DIRS", [])
+
+# The policy engine: in-process Rego (embedded default) or an OPA server.
+FLEET_POLICY_ENGINE = env.choice("FLEET_POLICY_ENGINE", "regopy", ("regopy", "opa"))
+FLEET_OPA_URL = env.str("FLEET_OPA_URL", "http://127.0.0.1:8181")
+FLEET_OPA_TIMEOUT = env.int("FLEET_OPA_TIMEOUT", 10, minimum=1)
+FLEET_OPA_TOKEN = env.str("FLEET_OPA_TOKEN")
 
 LOG_LEVEL = env.choice("FLEET_LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
 
@@ -79,7 +107,13 @@ INSTALLED_APPS = [
     "fleet.accounts",
     "fleet.audit",
     "fleet.inventory",
+    "fleet.kube",
+    "fleet.rollouts",
+    "fleet.localfleet",
+    "fleet.gitops",
+    "fleet.render",
     "fleet.api",
+    "fleet.policy",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +184,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["fleet.accounts.permissions.RolePermission"],
+    "ENUM_NAME_OVERRIDES": {
+        "RolloutStateEnum": "fleet.rollouts.states.RolloutState",
+        "WaveStateEnum": "fleet.rollouts.states.WaveState",
+        "DeploymentStateEnum": "fleet.rollouts.states.DeploymentState",
+        "ClusterStatusEnum": "fleet.inventory.choices.ClusterStatus",
+        "RepositoryCredentialKindEnum": "fleet.gitops.models.CredentialKind",
+        "RolloutKindEnum": "fleet.rollouts.models.Rollout.Kind",
+    },
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from our own static files: a control plane is often air-gapped.

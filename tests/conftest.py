@@ -27,9 +27,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def make_client(role: Role | None, username: str) -> APIClient:
-    user = UserFactory(username=username)
+    # As accounts.services.create_user makes them: admins are superusers (the admin console).
+    user = UserFactory(username=username, is_staff=role is Role.ADMIN, is_superuser=role is Role.ADMIN)
     if role is not None:
-        user.groups.add(Group.objects.get(name=role.group_name))
+        user.groups.add(Group.objects.get_or_create(name=role.group_name)[0])
     token, plaintext = ApiToken.issue(user, "test")
     token.save()
     client = APIClient()

@@ -1,0 +1,185 @@
+"""Advancing a rollout: the one function that moves waves and starts clusters.
+
+``advance`` is called after every event that may let a rollout move (start,
+resume, approval, a cluster finishing, a bake timer, the sweeper). It takes the
+rollout row's lock, so advancers run one at a time per rollout, and it is
+idempotent: called twice, the second call finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from fleet.audit import services as audit
+from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
+from fleet.rollouts.states import (
+    DEPLOYMENT_FAILURES,
+    DEPLOYMENT_FINISHED,
+    WAVE_FINISHED,
+    DeploymentState as D,
+    RolloutState as R,
+    WaveState as W,
+    transition,
+)
+
+logger = logging.getLogger(__name__)
+BAKE_RECHECK_SECONDS = 5
+
+
+@dataclass
+class Scheduler:
+    """How ``advance`` asks for work: injected so tasks decide how it is enqueued."""
+
+    run_deployment: Callable[[int], None]
+    advance_later: Callable[[int, float], None]
+    recheck_health: Callable[[ClusterDeployment], str | None]  # None: healthy, else the reason
+
+
+def _audit_transition(obj, action: str, **metadata) -> None:
+    audit.record(action, target=obj, cluster=getattr(obj, "audit_cluster_name", ""),
+                 metadata={"state": obj.state, **metadata})
+
+
+def _cancel_remaining(rollout: Rollout, reason: str) -> None:
+    for deployment in rollout.deployments.filter(state=D.PENDING).select_related("cluster"):
+        if transition(deployment, D.CANCELLED, error=reason, finished_at=timezone.now()):
+            _audit_transition(deployment, "deployment.cancelled", reason=reason)
+    for wave in rollout.waves.exclude(state__in=WAVE_FINISHED).exclude(state=W.RUNNING):
+        transition(wave, W.CANCELLED, reason=reason, finished_at=timezone.now())
+
+
+def _finish(rollout: Rollout, state: str, reason: str = "") -> None:
+    if transition(rollout, state, reason=reason, finished_at=timezone.now()):
+        _audit_transition(rollout, f"rollout.{state}", reason=reason)
+
+
+def _counts(wave: Wave) -> dict[str, int]:
+    rows = wave.deployments.values("state").annotate(n=Count("id"))
+    return {row["state"]: row["n"] for row in rows}
+
+
+def _claim(deployment: ClusterDeployment, scheduler: Scheduler) -> bool:
+    """Start one cluster, or skip it with the reason; False if it must wait."""
+    cluster = deployment.cluster
+    # A rollback may move a pinned cluster back; nothing touches a paused one.
+    pinned = cluster.pinned and deployment.rollout.kind == Rollout.Kind.DEPLOY
+    skip = "cluster is paused" if cluster.paused else "cluster is pinned" if pinned else ""
+    if skip:
+        if transition(deployment, D.SKIPPED, error=skip, finished_at=timezone.now()):
+            _audit_transition(deployment, "deployment.skipped", reason=skip)
+        return True
+    try:
+        with transaction.atomic():
+            claimed = transition(deployment, D.RUNNING, started_at=timezone.now(),
+                                 heartbeat_at=timezone.now(), attempts=deployment.attempts + 1)
+    except IntegrityError:
+        return False  # another rollout is running on this cluster right now
+    if claimed:
+        _audit_transition(deployment, "deployment.started")
+        transaction.on_commit(lambda: scheduler.run_deployment(deployment.pk))
+    return claimed
+
+
+def _halt_if_over_budget(rollout: Rollout, wave: Wave, counts: dict[str, int], why: str = "") -> bool:
+    """Halt the wave and the rollout when more clusters failed than the wave allows."""
+    size = sum(counts.values())
+    failures = sum(counts.get(state, 0) for state in DEPLOYMENT_FAILURES)
+    if failures <= wave.failure_budget(size):
+        return False
+    reason = f"{wave.name}: {failures} of {size} clusters failed{why}; the budget is {wave.max_failures}"
+    if transition(wave, W.HALTED, reason=reason, finished_at=timezone.now()):
+        _audit_transition(wave, "wave.halted", reason=reason)
+    _cancel_remaining(rollout, f"rollout halted: {reason}")
+    _finish(rollout, R.HALTED, reason)
+    return True
+
+
+def _run_wave(rollout: Rollout, wave: Wave, scheduler: Scheduler) -> bool:
+    """Start clusters up to max_parallel; True when the wave moved on (loop again)."""
+    counts = _counts(wave)
+    if _halt_if_over_budget(rollout, wave, counts):
+        return False
+    if sum(counts.get(state, 0) for state in DEPLOYMENT_FINISHED) == sum(counts.values()):
+        bake_until = timezone.now() + timedelta(seconds=wave.bake_seconds)
+        if transition(wave, W.BAKING, bake_until=bake_until):
+            _audit_transition(wave, "wave.baking", bake_seconds=wave.bake_seconds)
+        return True
+    free = wave.max_parallel - counts.get(D.RUNNING, 0)
+    for deployment in wave.deployments.filter(state=D.PENDING).select_related("cluster", "rollout")[:max(free, 0)]:
+        _claim(deployment, scheduler)
+    return False
+
+
+def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler) -> bool:
+    """Re-check health of the wave's clusters; a regression counts as a failure."""
+    for deployment in wave.deployments.filter(state=D.SUCCEEDED).select_related("cluster"):
+        problem = scheduler.recheck_health(deployment)
+        if problem and transition(deployment, D.FAILED, error=f"regressed while baking: {problem}"):
+            _audit_transition(deployment, "deployment.regressed", reason=problem)
+    if _halt_if_over_budget(rollout, wave, _counts(wave), " (regressions while baking)"):
+        return False
+    remaining = (wave.bake_until - timezone.now()).total_seconds() if wave.bake_until else 0
+    if remaining > 0:
+        delay = min(remaining, BAKE_RECHECK_SECONDS)
+        transaction.on_commit(lambda: scheduler.advance_later(rollout.pk, delay))
+        return False
+    if transition(wave, W.SUCCEEDED, finished_at=timezone.now()):
+        _audit_transition(wave, "wave.succeeded")
+    return True
+
+
+def _step(rollout: Rollout, scheduler: Scheduler) -> bool:
+    """One move; True if another may follow at once."""
+    if rollout.state == R.ABORTING:
+        _cancel_remaining(rollout, "rollout aborted")
+        if not rollout.deployments.filter(state=D.RUNNING).exists():
+            for wave in rollout.waves.exclude(state__in=WAVE_FINISHED):
+                transition(wave, W.CANCELLED, reason="rollout aborted", finished_at=timezone.now())
+            _finish(rollout, R.ABORTED, rollout.reason or "aborted")
+        return False
+    if rollout.state != R.RUNNING:
+        return False
+    wave = rollout.waves.exclude(state__in=WAVE_FINISHED).order_by("index").first()
+    if wave is None:
+        _finish(rollout, R.SUCCEEDED)
+        return False
+    if wave.state == W.PENDING:
+        target = W.AWAITING_APPROVAL if wave.require_approval and not wave.approved_by_id else W.RUNNING
+        if transition(wave, target, started_at=timezone.now()):
+            _audit_transition(wave, f"wave.{target}")
+        return target == W.RUNNING
+    if wave.state == W.RUNNING:
+        return _run_wave(rollout, wave, scheduler)
+    if wave.state == W.BAKING:
+        return _bake(rollout, wave, scheduler)
+    return False  # awaiting approval
+
+
+def advance(rollout_id: int, scheduler: Scheduler) -> None:
+    with transaction.atomic():
+        rollout = Rollout.objects.select_for_update().filter(pk=rollout_id).first()
+        if rollout is None:
+            return
+        for _ in range(100):  # bounded: each move changes a state, there are few states
+            if not _step(rollout, scheduler):
+                break
+            rollout.refresh_from_db()
+
+
+def stuck_deployments(older_than: timedelta) -> list[int]:
+    """Running deployments whose worker stopped sending heartbeats (it died)."""
+    cutoff = timezone.now() - older_than
+    return list(ClusterDeployment.objects.filter(state=D.RUNNING)
+                .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
+                .values_list("pk", flat=True))
+
+
+def active_rollouts() -> list[int]:
+    return list(Rollout.objects.filter(state__in=(R.RUNNING, R.ABORTING)).values_list("pk", flat=True))

@@ -1,0 +1,111 @@
+"""One cluster's deployment: the pipeline of DESIGN.md, step by step, resumable.
+
+    prepare -> render -> gate -> dry_run -> apply -> verify -> tag -> record
+
+Each finished step's outcome is written to ``ClusterDeployment.steps`` before the
+next starts, so a worker that dies mid-pipeline is replaced by one that skips
+what is done; each step is itself idempotent (a rebase onto the same upstream is a
+no-op, server-side apply of the same objects changes nothing, an existing tag for
+the same commit is reused). Abort is cooperative: checked before every step, and
+honoured only before ``apply``: once objects reach the cluster the pipeline
+finishes so the cluster is left verified and tagged, never half-done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from fleet.audit import services as audit
+from fleet.rollouts import steps
+from fleet.rollouts.models import ClusterDeployment
+from fleet.rollouts.stepbase import Context, StepFailed
+from fleet.rollouts.states import DeploymentState as D, RolloutState as R, transition
+
+logger = logging.getLogger(__name__)
+
+CANCELLABLE_BEFORE = "apply"
+
+
+def _finish(deployment: ClusterDeployment, state: str, error: str = "") -> None:
+    if transition(deployment, state, error=error[:5000], finished_at=timezone.now(), step=""):
+        audit.record(f"deployment.{state}", target=deployment, cluster=deployment.cluster.name,
+                     metadata={"rollout": deployment.rollout_id, "error": error[:500]})
+
+
+def run(deployment_id: int) -> int | None:
+    """Run (or resume) a deployment; returns its rollout id for the caller to advance."""
+    deployment = (ClusterDeployment.objects.select_related("cluster__channel", "rollout__release__channel", "wave")
+                  .filter(pk=deployment_id).first())
+    if deployment is None or deployment.state != D.RUNNING:
+        return None
+    with _heartbeat(deployment.pk), steps.workspace_session(deployment):
+        return _run_steps(Context(deployment))
+
+
+@contextmanager
+def _heartbeat(deployment_id: int) -> Iterator[None]:
+    """Beat while the pipeline runs, even inside a long step (a health wait), so the
+    sweeper only ever resumes deployments whose worker really died."""
+    stop = threading.Event()
+    interval = max(1.0, settings.FLEET_ROLLOUT_HEARTBEAT_TIMEOUT / 4)
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                ClusterDeployment.objects.filter(pk=deployment_id).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{deployment_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _run_steps(context: Context) -> int:
+    deployment = context.deployment
+    for name, step in steps.PIPELINE:
+        if deployment.steps.get(name, {}).get("ok"):
+            continue
+        rollout_state = type(deployment.rollout).objects.values_list("state", flat=True).get(pk=deployment.rollout_id)
+        if rollout_state == R.ABORTING and _before(name, CANCELLABLE_BEFORE):
+            _finish(deployment, D.CANCELLED, "rollout aborted before this cluster was changed")
+            return deployment.rollout_id
+        ClusterDeployment.objects.filter(pk=deployment.pk).update(step=name, heartbeat_at=timezone.now())
+        started = time.perf_counter()
+        try:
+            detail, failure = step(context), None
+        except StepFailed as exc:
+            detail, failure = exc.detail, exc
+        except Exception as exc:  # a bug or an unexpected outage: recorded, never lost
+            logger.exception("deployment %s: step %s crashed", deployment.pk, name)
+            detail, failure = {}, StepFailed(f"{name} crashed: {type(exc).__name__}: {exc}")
+        deployment.steps = {**deployment.steps, name: {
+            "ok": failure is None, "seconds": round(time.perf_counter() - started, 3),
+            "at": timezone.now().isoformat(), **({"detail": detail} if detail else {}),
+            **({"error": str(failure)} if failure else {})}}
+        ClusterDeployment.objects.filter(pk=deployment.pk).update(steps=deployment.steps)
+        if failure is not None:
+            _finish(deployment, failure.state, f"{name}: {failure}")
+            return deployment.rollout_id
+    _finish(deployment, D.SUCCEEDED)
+    return deployment.rollout_id
+
+
+def _before(step: str, boundary: str) -> bool:
+    names = [name for name, _ in steps.PIPELINE]
+    return names.index(step) < names.index(boundary)
+
+
+recheck_health = steps.recheck_health
