@@ -206,5 +206,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL.upper()},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"},
+                # The file-system broker has no host, and kombu warns about it on every connection.
+                **({"kombu.connection": {"level": "ERROR"}} if CELERY_EMBEDDED_BROKER else {})},
 }

@@ -12,11 +12,21 @@ $PY manage.py migrate --no-input -v0
 $PY manage.py bootstrap
 $PY manage.py collectstatic --no-input -v0
 mkdir -p var/log
+if [ "${FLEET_DEMO:-}" = 1 ]; then
+  # The demo also needs a second user: rollouts are approved by someone other than their author.
+  $PY manage.py demo
+  $PY manage.py accounts create-user approver --role admin >/dev/null 2>&1 &&
+    echo "demo: created user 'approver' (admin); set its password with: python manage.py changepassword approver"
+fi
 
 .venv/bin/celery -A fleet worker --beat --concurrency=2 --loglevel=INFO \
   >>var/log/worker.log 2>&1 &
 worker=$!
-trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
+stop() {
+  kill $worker 2>/dev/null; wait $worker 2>/dev/null
+  if [ "${FLEET_DEMO:-}" = 1 ]; then $PY manage.py localfleet down --dir var/localfleet; fi
+}
+trap stop EXIT INT TERM
 
 echo
 echo "Fleet is running at http://$HOST:$PORT/  (admin console; API at /api/v1/, docs at /api/v1/docs/)"
