@@ -20,6 +20,10 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True)
         up = actions.add_parser("up", help="start clusters local-1..local-N (running ones are kept)")
         up.add_argument("count", type=int)
+        up.add_argument("--register", metavar="CHANNEL",
+                        help="also register the clusters in the inventory on this channel")
+        up.add_argument("--repos", metavar="DIR",
+                        help="with --register: each cluster's internal repo is DIR/<name>.git")
         down = actions.add_parser("down", help="stop every process of the fleet")
         down.add_argument("--purge", action="store_true", help="also delete the state directory")
         actions.add_parser("status", help="list clusters, their processes and readiness")
@@ -39,8 +43,12 @@ class Command(BaseCommand):
                 return
             fleet = LocalFleet(options["dir"])
             if action == "up":
-                for cluster in fleet.up(options["count"], progress=self._say):
+                channel = self._channel(options["register"], options["repos"]) if options["register"] else None
+                clusters = fleet.up(options["count"], progress=self._say)
+                for cluster in clusters:
                     self._say(f"{cluster.name}: {cluster.server}  KUBECONFIG={cluster.kubeconfig_path}")
+                if channel is not None:
+                    self._register(clusters, channel, options["repos"])
             elif action == "down":
                 fleet.down(purge=options["purge"])
                 self._say(
@@ -51,6 +59,28 @@ class Command(BaseCommand):
                 self._status(fleet)
         except (BinaryError, FleetError) as error:
             raise CommandError(str(error)) from error
+
+    def _channel(self, name: str, repos: str | None):
+        """Checked before any cluster starts: a typo must not leave a fleet running."""
+        from fleet.inventory.models import Channel
+
+        channel = Channel.objects.filter(name=name).first()
+        if channel is None:
+            raise CommandError(f"no channel {name!r}: create it first (API or admin)")
+        if not repos:
+            raise CommandError("--register needs --repos DIR (each cluster's internal repo is DIR/<name>.git)")
+        return channel
+
+    def _register(self, clusters, channel, repos: str) -> None:
+        from pathlib import Path
+
+        from fleet.audit import context
+        from fleet.localfleet.register import register
+
+        root = Path(repos).resolve()
+        with context.activate(source="cli", actor=context.cli_actor()):
+            for cluster in register(clusters, channel=channel, repo_url=lambda name: str(root / f"{name}.git")):
+                self._say(f"registered {cluster.name} on channel {channel.name}")
 
     def _status(self, fleet: LocalFleet) -> None:
         statuses = fleet.status()
