@@ -37,17 +37,24 @@ _STATUS = {"ok": ClusterStatus.READY, "unauthorized": ClusterStatus.UNAUTHORIZED
 _ANSWERED = {"ok", "unauthorized", "forbidden"}
 
 
-def apply(cluster: Cluster, objects: Iterable[Manifest], *, applyset: ApplySet = ApplySet(),
+def applyset_for(cluster: Cluster) -> ApplySet:
+    """One applied set per inventory cluster, named after it, so several inventory
+    clusters may share one API server (each in its own namespaces) without pruning
+    each other's objects."""
+    return ApplySet(name=cluster.name)
+
+
+def apply(cluster: Cluster, objects: Iterable[Manifest], *, applyset: ApplySet | None = None,
           dry_run: bool = False, force: bool = False, prune: bool = True) -> ApplyResult:
     """Fields another manager took (someone's ``kubectl edit``) stop the apply as a
     conflict; self-heal and "overwrite drift" pass ``force=True`` to take them back."""
-    return apply_set(client_for(cluster), objects, applyset=applyset, dry_run=dry_run,
-                     force=force, prune_missing=prune)
+    return apply_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster),
+                     dry_run=dry_run, force=force, prune_missing=prune)
 
 
 def diff(cluster: Cluster, objects: Iterable[Manifest], *,
-         applyset: ApplySet = ApplySet()) -> DiffReport:
-    return diff_set(client_for(cluster), objects, applyset=applyset)
+         applyset: ApplySet | None = None) -> DiffReport:
+    return diff_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster))
 
 
 def health(cluster: Cluster, refs: Iterable[ObjectRef], *, timeout: float) -> HealthReport:

@@ -98,3 +98,20 @@ def test_apply_health_and_diff_of_an_inventory_cluster(local_cluster, ns):
     outcomes = services.for_each([cluster, inventory_cluster(local_cluster, token="nope")],
                                  lambda c: services.diff(c, objects, applyset=applyset))
     assert [getattr(outcome, "outcome", "ok") for _, outcome in outcomes] == ["ok", "unauthorized"]
+
+
+def test_inventory_clusters_sharing_a_server_do_not_prune_each_other(local_cluster, kube):
+    """Each inventory cluster has its own ApplySet, so two of them on one API server
+    (each in its own namespace) keep their objects when the other applies."""
+    first, second = inventory_cluster(local_cluster), inventory_cluster(local_cluster)
+    spaces = [f"shared-{cluster.pk}" for cluster in (first, second)]
+    try:
+        for cluster, space in zip((first, second), spaces):
+            services.apply(cluster, [namespace(space), configmap(space, "app")])
+        assert services.applyset_for(first).id != services.applyset_for(second).id
+        for space in spaces:
+            assert kube.get(f"/api/v1/namespaces/{space}/configmaps/app")["metadata"]["name"] == "app"
+        assert services.diff(first, [namespace(spaces[0]), configmap(spaces[0], "app")]).in_sync
+    finally:
+        for cluster in (first, second):
+            services.apply(cluster, [])
