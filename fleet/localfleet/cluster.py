@@ -202,6 +202,9 @@ def kwok_argv(binary: Path, files: ClusterFiles, stages: Path) -> list[str]:
         f"--manage-nodes-with-annotation-selector={key}={value}",
         f"--cidr={POD_CIDR}",
         "--node-ip=10.0.1.1",
+        # Without node leases the controller-manager marks every node NotReady after its
+        # grace period (~40 s) and pods go unready with it; kwokctl passes 40 too.
+        "--node-lease-duration-seconds=40",
     ]
 
 
