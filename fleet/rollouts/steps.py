@@ -15,6 +15,7 @@ from fleet.gitops import services as gitops
 from fleet.gitops.errors import GitOpsError
 from fleet.inventory.models import Cluster, Release
 from fleet.kube import services as kube
+from fleet.kube.diff import DiffReport
 from fleet.kube.errors import KubeError
 from fleet.kube.objects import ObjectRef, ref_of
 from fleet.policy import services as policy
@@ -102,9 +103,8 @@ def render(context: Context) -> dict[str, Any]:
     return {"objects": len(result.objects), "content_hash": result.content_hash}
 
 
-def _deployed(cluster: Cluster, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What runs now, for the policy's change input: read from the live cluster."""
-    report = kube.diff(cluster, objects)
+def _deployed(report: DiffReport, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What runs now, for the policy's change input, from a diff against the live cluster."""
     present = {diff.ref.key for diff in report.objects if diff.state in ("changed", "unchanged")}
     deployed = [obj for obj in objects if ref_of(obj).key in present]
     deployed += [_stub(diff.ref) for diff in report.objects if diff.state == "removed"]
@@ -128,9 +128,12 @@ def gate(context: Context) -> dict[str, Any]:
     deployment = context.deployment
     cluster, release = deployment.cluster, deployment.rollout.release
     objects = _objects(context)
+    sets = policy.applicable_sets(cluster.labels)
+    # The change input needs the live state (one read per object): only when a policy runs.
+    deployed = _deployed(kube.diff(cluster, objects), objects) if sets else []
     verdict, decision = policy.evaluate(objects, cluster=cluster, release=release,
-                                        release_from=_previous_release(cluster, release),
-                                        deployed=_deployed(cluster, objects), source=DecisionSource.PIPELINE)
+                                        release_from=_previous_release(cluster, release), deployed=deployed,
+                                        policy_sets=sets, source=DecisionSource.PIPELINE)
     summary = {"allowed": verdict.allowed, "decision": decision.pk if decision else None,
                "bundle_hash": verdict.bundle_hash, "counts": verdict.counts(),
                "violations": verdict.as_dict()["violations"][:50]}
@@ -235,7 +238,7 @@ def preview_cluster(cluster: Cluster, release: Release) -> dict[str, Any]:
                 objects = gitops.render(cluster).objects
                 report = kube.diff(cluster, objects)
                 verdict, _ = policy.evaluate(objects, cluster=cluster, release=release,
-                                             deployed=_deployed(cluster, objects), record=False)
+                                             deployed=_deployed(report, objects), record=False)
                 outcome["policy"] = {"allowed": verdict.allowed, "counts": verdict.counts(),
                                      "violations": verdict.as_dict()["violations"][:50]}
                 outcome["diff"] = {state: sum(d.state == state for d in report.objects)
