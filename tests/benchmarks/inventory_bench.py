@@ -14,32 +14,14 @@ from __future__ import annotations
 import os
 import random
 import statistics
-import sys
 import time
 from typing import Callable
-from urllib.parse import urlsplit, urlunsplit
+
+from tests.benchmarks.support import bench_database_url, ensure_database
 
 N_CLUSTERS = 10_000
 REPEAT = 200
 SELECTOR = "env=prod,region in (eu,us),!canary"
-
-
-def _bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        sys.exit("set DATABASE_URL to PostgreSQL first: eval \"$(scripts/services.sh up)\"")
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path + "_bench"))
-
-
-def _ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [parts.path[1:]]).fetchone():
-            conn.execute(f'CREATE DATABASE "{parts.path[1:]}"')
 
 
 def _load() -> None:
@@ -90,8 +72,8 @@ def _summary(name: str, samples: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
-    url = _bench_database_url()
-    _ensure_database(url)
+    url = bench_database_url("_bench")
+    ensure_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
     import django

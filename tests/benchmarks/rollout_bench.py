@@ -55,6 +55,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.benchmarks.support import bench_database_url, ensure_database
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "benchmarks" / "results" / "rollout_bench.json"
 RELEASE_LABEL = "bench.fleet.dev/release"
@@ -166,29 +168,11 @@ def _git_state() -> dict[str, str]:
 # -- environment ------------------------------------------------------------------------
 
 
-def _bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        sys.exit("set DATABASE_URL to PostgreSQL first: eval \"$(scripts/services.sh up)\"")
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path + "_rollout_bench"))
-
-
 def _broker_url(db: int) -> str:
     url = os.environ.get("CELERY_BROKER_URL", "")
     if not url.startswith("redis"):
         sys.exit("set CELERY_BROKER_URL to Redis first: eval \"$(scripts/services.sh up)\"")
     return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path[1:]
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # -- repos ----------------------------------------------------------------------------
@@ -491,7 +475,7 @@ def main() -> None:
     args = parser.parse_args()
     logical = [int(x) for x in args.logical.split(",") if x.strip() and int(x) > 0]
 
-    db_url, broker = _bench_database_url(), _broker_url(args.redis_db)
+    db_url, broker = bench_database_url("_rollout_bench"), _broker_url(args.redis_db)
     tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
     from cryptography.fernet import Fernet
 
@@ -500,7 +484,7 @@ def main() -> None:
            "DJANGO_SETTINGS_MODULE": "fleet.settings"}
     os.environ.update(env)
     (tmp / "data").mkdir()
-    _recreate_database(db_url)
+    ensure_database(db_url, recreate=True)
     import django
 
     django.setup()
