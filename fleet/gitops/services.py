@@ -214,10 +214,12 @@ def _push(ws: Workspace, cluster, tag_names: list[str]) -> bool:
     return moved
 
 
-def history(cluster) -> list[DeploymentRecord]:
-    """The cluster's deployments, newest first, read from the tags on its internal repo."""
+def history(cluster, *, refresh: bool = True) -> list[DeploymentRecord]:
+    """The cluster's deployments, newest first, read from the tags on its internal repo
+    (``refresh=False``: as last fetched, for a caller that has just fetched)."""
     with locked(cluster) as ws:
-        ws.fetch()
+        if refresh:
+            ws.fetch()
         return tags.history(ws)
 
 

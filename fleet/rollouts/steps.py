@@ -71,8 +71,8 @@ def _checkout(deployment: ClusterDeployment) -> dict[str, Any]:
 @_expected
 def prepare(context: Context) -> dict[str, Any]:
     deployment = context.deployment
-    history = gitops.history(deployment.cluster)
-    detail = _checkout(deployment)
+    detail = _checkout(deployment)  # fetches internal, tags included: history needs no fetch of its own
+    history = gitops.history(deployment.cluster, refresh=False)
     head = gitops.status(deployment.cluster, refresh=False).head
     _save(deployment, local_sha=head, previous_tag=history[0].tag if history else "")
     return {**detail, "head": head}
