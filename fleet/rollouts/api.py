@@ -98,7 +98,7 @@ def _error(exc: services.RolloutError) -> Response:
 
 
 class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    required_roles = {**WRITE_ROLES, "rollback": Role.OPERATOR}
+    required_roles = WRITE_ROLES
     filterset_class = RolloutFilter
     ordering_fields = ["created_at", "state"]
 
@@ -117,28 +117,12 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return RolloutCreateSerializer
         return RolloutDetailSerializer if self.action == "retrieve" else RolloutSerializer
 
-    def _check_protected(self, request: Request, request_obj: services.RolloutRequest) -> Response | None:
-        """Protected clusters need an admin: operators run rollouts on unprotected ones only."""
-        from fleet.accounts.roles import role_of
-
-        if role_of(request.user) >= Role.ADMIN:
-            return None
-        _, planned = services.plan(request_obj)
-        protected = sorted(c.name for w in planned for c in w.clusters if c.protected)
-        if protected:
-            return Response({"detail": f"protected clusters need an admin: {', '.join(protected)}"},
-                            status=status.HTTP_403_FORBIDDEN)
-        return None
-
     @extend_schema(request=RolloutCreateSerializer, responses={201: RolloutDetailSerializer})
     def create(self, request: Request) -> Response:
         serializer = RolloutCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         rollout_request = serializer.to_request()
         try:
-            denied = self._check_protected(request, rollout_request)
-            if denied:
-                return denied
             rollout = services.create_rollout(rollout_request, request.user)
             if serializer.validated_data["start"]:
                 services.start(rollout)

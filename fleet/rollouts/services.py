@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from django.db import transaction
 from django.utils import timezone
 
+from fleet.accounts.roles import Role, role_of
 from fleet.audit import services as audit
 from fleet.core.labels import LabelError, parse_selector
 from fleet.inventory.models import Cluster, Release
@@ -90,11 +91,22 @@ def busy_clusters(clusters: Iterable[Cluster]) -> dict[str, int]:
     return dict(rows)
 
 
+def _require_admin_for_protected(planned: list[PlannedWave], author) -> None:
+    """Operators run rollouts on unprotected clusters only; protected ones need an admin,
+    whichever way the rollout is created (API, CLI, rollback)."""
+    if (role_of(author) or 0) >= Role.ADMIN:
+        return
+    protected = sorted(c.name for wave in planned for c in wave.clusters if c.protected)
+    if protected:
+        raise RolloutError(f"protected clusters need an admin: {', '.join(protected)}", status=403)
+
+
 @transaction.atomic
 def create_rollout(request: RolloutRequest, author, *, kind: str = Rollout.Kind.DEPLOY,
                    rollback_of: Rollout | None = None,
                    target_tags: dict[int, str] | None = None) -> Rollout:
     name, planned = plan(request)
+    _require_admin_for_protected(planned, author)
     busy = busy_clusters(c for wave in planned for c in wave.clusters)
     if busy:
         listed = ", ".join(f"{cluster} (rollout #{rid})" for cluster, rid in sorted(busy.items()))

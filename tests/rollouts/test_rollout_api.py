@@ -143,3 +143,19 @@ def test_admin_actions_call_the_same_services(operator, fleet3, client):
     assert Rollout.objects.get(pk=rollout_id).state == RolloutState.RUNNING
     assert admin_action(client, "start", rollout_id) == [
         f"rollout #{rollout_id}: cannot start rollout #{rollout_id}: it is running"]
+
+
+def test_protected_clusters_need_an_admin_from_the_cli_too(operator, fleet3, tmp_path):
+    import json
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    release, clusters = fleet3
+    clusters[1].protected = True
+    clusters[1].save()
+    (tmp_path / "waves.json").write_text(json.dumps(waves()))
+    with pytest.raises(CommandError, match="protected clusters need an admin: prod-1"):
+        call_command("rollout", "create", "--release", str(release.pk), "--selector", "env=prod",
+                     "--waves", str(tmp_path / "waves.json"), "--as-user", operator.user.username)
+    assert not Rollout.objects.exists()
