@@ -336,7 +336,6 @@ def median(values: list[float]) -> float:
 def run_rollout(release, selector: str, count: int, max_parallel: int, author, timeout: float) -> dict[str, Any]:
     from fleet.audit import context
     from fleet.rollouts import services
-    from fleet.rollouts.models import Rollout
     from fleet.rollouts.services import RolloutRequest
 
     waves = [{"name": "all", "max_parallel": max_parallel, "max_failures": 0}]
@@ -441,7 +440,7 @@ def print_summary(s: dict) -> None:
     print(f"  total wall (start->done) {s['total_seconds']:8.2f} s   (DB started->finished {s['total_seconds_db']:.2f} s)")
     print(f"  per cluster, median:     wall {s['median_cluster_wall']:.2f} s = API steps {s['median_api_seconds']:.2f} s"
           f" + overhead {s['median_overhead_seconds']:.2f} s")
-    print(f"  median step seconds:     " + "  ".join(f"{k} {v:.2f}" for k, v in s["median_steps"].items()))
+    print("  median step seconds:     " + "  ".join(f"{k} {v:.2f}" for k, v in s["median_steps"].items()))
     print(f"  overhead / API time:     median {s['overhead_over_api_median']}   sum {s['overhead_over_api_sum']}"
           f"   (vs apply step alone: {s['overhead_over_apply_step_median']})   target <= 0.10")
     print(f"  kubectl SSA loop:        {s['kubectl_loop_seconds']:8.2f} s  ({s['kubectl_per_cluster_median']:.2f} s/cluster)")
