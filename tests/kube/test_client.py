@@ -14,7 +14,7 @@ from fleet.kube.client import KubeClient, RateLimiter
 from fleet.kube.connection import ConnectionSpec, spec_from_kubeconfig_file
 from fleet.kube.errors import ConfigRefused
 from fleet.kube.probe import probe
-from tests.unit.test_credentials import self_signed
+from tests.certs import self_signed
 
 
 @pytest.mark.cluster

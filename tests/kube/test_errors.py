@@ -12,7 +12,7 @@ from fleet.kube.errors import (FieldConflict, Forbidden, InvalidObject, NotFound
                                Unreachable)
 from tests.kube.manifests import configmap, namespace
 from tests.kube.support import connect
-from tests.unit.test_credentials import self_signed
+from tests.certs import self_signed
 
 pytestmark = pytest.mark.cluster
 

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from fleet.audit.models import AuditEvent
 from fleet.inventory.models import Cluster
+from tests.certs import self_signed
 from tests.factories import ChannelFactory, ClusterFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -125,8 +126,6 @@ def test_prune_only_removes_clusters_that_came_from_files(tmp_path, stable):
 def test_the_shipped_example_is_valid(tmp_path, stable, monkeypatch):
     shutil.copy(EXAMPLE, tmp_path / "prod-eu-1.yaml")
     (tmp_path / "ca").mkdir()
-    from tests.unit.test_credentials import self_signed
-
     (tmp_path / "ca" / "prod-eu-1.pem").write_text(self_signed()[0])
     monkeypatch.setenv("PROD_EU_1_TOKEN", "t0ken")
     sync(tmp_path)
