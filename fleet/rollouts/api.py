@@ -91,6 +91,11 @@ class RolloutFilter(django_filters.FilterSet):
         fields = ["state", "kind", "release", "channel", "cluster"]
 
 
+def _rollouts():
+    """Rollouts as every endpoint shows them: release, author and progress in one query."""
+    return with_progress(Rollout.objects.select_related("release__channel", "author"))
+
+
 def _error(exc: services.RolloutError) -> Response:
     key = exc.field or "detail"
     body = {key: [str(exc)]} if exc.field else {"detail": str(exc)}
@@ -103,7 +108,7 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     ordering_fields = ["created_at", "state"]
 
     def get_queryset(self):
-        queryset = with_progress(Rollout.objects.select_related("release__channel", "author")).order_by(
+        queryset = _rollouts().order_by(
             "-created_at", "-id")
         if self.action == "retrieve":
             deployments = ClusterDeployment.objects.select_related("cluster")
@@ -149,7 +154,7 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             operation(rollout)
         except services.RolloutError as exc:
             return _error(exc)
-        rollout = with_progress(Rollout.objects.select_related("release__channel", "author")).get(pk=rollout.pk)
+        rollout = _rollouts().get(pk=rollout.pk)
         return Response(RolloutSerializer(rollout).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: RolloutSerializer})
@@ -194,7 +199,7 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 services.start(created)
         except services.RolloutError as exc:
             return _error(exc)
-        created = with_progress(Rollout.objects.select_related("release__channel", "author")).get(pk=created.pk)
+        created = _rollouts().get(pk=created.pk)
         return Response(RolloutSerializer(created).data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/rollouts/{created.pk}/"})
 
