@@ -87,6 +87,10 @@ FLEET_POLICY_ENGINE = env.choice("FLEET_POLICY_ENGINE", "regopy", ("regopy", "op
 FLEET_OPA_URL = env.str("FLEET_OPA_URL", "http://127.0.0.1:8181")
 FLEET_OPA_TIMEOUT = env.int("FLEET_OPA_TIMEOUT", 10, minimum=1)
 FLEET_OPA_TOKEN = env.str("FLEET_OPA_TOKEN")
+# Concurrent requests per large decision: OPA evaluates one request on one core.
+FLEET_OPA_PARALLELISM = env.int("FLEET_OPA_PARALLELISM", 2, minimum=1)
+# Per-object findings remembered across decisions (0: evaluate every object every time).
+FLEET_POLICY_MEMO_OBJECTS = env.int("FLEET_POLICY_MEMO_OBJECTS", 100_000)
 
 LOG_LEVEL = env.choice("FLEET_LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
 

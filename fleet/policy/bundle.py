@@ -22,6 +22,7 @@ import yaml
 
 from fleet.policy import gatekeeper
 from fleet.policy.errors import PolicyError
+from fleet.policy.inputs import SET_INPUT_KEYS
 from fleet.policy.rego import RegoSyntaxError, inspect_module, namespace_module
 
 RULE_RE = re.compile(r"^(deny|violation|warn)(_[A-Za-z0-9_]+)?$")
@@ -43,6 +44,8 @@ class Module:
     line_offset: int = 0  # lines before the Rego inside ``file`` (YAML block scalars)
     uses_with: bool = False
     context_keys: frozenset[str] = frozenset()
+    nondeterministic: frozenset[str] = frozenset()  # built-ins that make results unrepeatable
+    input_keys: frozenset[str] = frozenset({"*"})  # what it reads of ``input``
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,18 @@ class Bundle:
     def context_keys(self) -> frozenset[str]:
         """What of ``data.fleet`` any module reads (``*``: all of it)."""
         return frozenset().union(*(m.context_keys for m in self.modules))
+
+    @property
+    def set_input_keys(self) -> tuple[str, ...]:
+        """The parts of the release input that rules over the whole release may read:
+        a set module that never reads ``input.objects`` needs no objects sent (or parsed)."""
+        read = frozenset().union(*(m.input_keys for m in self.modules if m.scope in {"set", "library"}))
+        return tuple(key for key in SET_INPUT_KEYS if key in read or "*" in read)
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether the same input always yields the same hits, so hits can be reused."""
+        return not any(m.nondeterministic for m in self.modules)
 
     def module(self, module_id: str) -> Module | None:
         return next((m for m in self.modules if m.id == module_id), None)
@@ -116,7 +131,8 @@ def _module(module_id: str, file: str, source: str, prefix: str, scope: str | No
         rules = ("violation",)
     return Module(id=module_id, file=file, package=info.package, scope=scope, rules=rules,
                   source=namespace_module(info.source, prefix), line_offset=line_offset,
-                  uses_with=info.uses_with, context_keys=info.context_keys)
+                  uses_with=info.uses_with, context_keys=info.context_keys,
+                  nondeterministic=info.nondeterministic, input_keys=info.input_keys)
 
 
 def _block_offsets(text: str) -> dict[str, int]:

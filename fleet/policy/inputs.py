@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping
 from fleet.policy.errors import PolicyError
 
 MAX_OBJECTS = 20_000
+SET_INPUT_KEYS = ("objects", "cluster", "release", "change")
 
 
 def object_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
@@ -71,8 +72,15 @@ class EvaluationInput:
     def context(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "release": self.release, "change": self.change}
 
-    def set_input(self) -> dict[str, Any]:
-        return {"objects": self.objects, **self.context}
+    def subset(self, indexes: list[int]) -> EvaluationInput:
+        """The objects at ``indexes``, in that order, in the same context."""
+        return EvaluationInput([self.objects[i] for i in indexes], self.cluster, self.release,
+                               self.change, [self.old[i] for i in indexes] if self.old else [])
+
+    def set_input(self, keys: Iterable[str] = SET_INPUT_KEYS) -> dict[str, Any]:
+        """The input of rules over the whole release, reduced to ``keys``."""
+        document = {"objects": self.objects, **self.context}
+        return {key: document[key] for key in keys}
 
     def context_json(self, keys: frozenset[str] = frozenset({"*"})) -> str:
         """The context as canonical JSON, reduced to ``keys`` (``*``: all of it)."""

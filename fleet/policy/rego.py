@@ -26,6 +26,13 @@ _TOKEN_RE = re.compile(
     re.VERBOSE,
 )
 _OPEN, _CLOSE = "([{", ")]}"
+# Built-ins whose result is not a function of the input and the policies: the clock,
+# the network, randomness, the OPA process. A decision that calls one cannot be reused.
+NONDETERMINISTIC_BUILTINS = frozenset({
+    "time.now_ns", "http.send", "rand.intn", "uuid.rfc4122", "opa.runtime", "net.lookup_ip_addr",
+    "io.jwt.decode_verify", "crypto.x509.parse_and_verify_certificates",
+    "crypto.x509.parse_and_verify_certificates_with_options",
+})
 _TERM_END = {"ident", "string", "raw", "number"}
 
 
@@ -77,6 +84,8 @@ class ModuleInfo:
     was_v0: bool
     uses_with: bool
     context_keys: frozenset[str]  # what it reads of data.fleet ("*": all of it)
+    nondeterministic: frozenset[str]  # the NONDETERMINISTIC_BUILTINS it calls
+    input_keys: frozenset[str]  # the top-level keys of ``input`` it reads ("*": all of it)
     source: str  # v1 source, same line numbering as the original
 
 
@@ -170,6 +179,41 @@ def _context_keys(toks: list[Token]) -> frozenset[str]:
     return frozenset(keys)
 
 
+def _input_keys(toks: list[Token]) -> frozenset[str]:
+    """The top-level keys of ``input`` a module reads (``input.k``, ``input["k"]``);
+    ``*`` when it uses ``input`` in any other way."""
+    keys = set()
+    for index, token in enumerate(toks):
+        if token.text != "input" or token.kind != "ident" or (index and toks[index - 1].text == "."):
+            continue
+        rest = toks[index + 1:index + 4]
+        if len(rest) >= 2 and rest[0].text == "." and rest[1].kind == "ident":
+            keys.add(rest[1].text)
+        elif len(rest) == 3 and rest[0].text == "[" and rest[1].kind == "string" and rest[2].text == "]":
+            keys.add(rest[1].text[1:-1])
+        else:
+            keys.add("*")
+    return frozenset(keys)
+
+
+def _dotted_names(toks: list[Token]) -> set[str]:
+    """Every ``a.b.c`` reference, and each of its prefixes ending in an identifier."""
+    names: set[str] = set()
+    parts: list[str] = []
+    for index, token in enumerate(toks):
+        if token.kind == "ident" and (index == 0 or toks[index - 1].text != "." or not parts):
+            parts = [token.text]
+        elif token.kind == "ident":
+            parts.append(token.text)
+        elif token.text != ".":
+            parts = []
+            continue
+        else:
+            continue
+        names.add(".".join(parts))
+    return names
+
+
 def inspect_module(source: str) -> ModuleInfo:
     """Parse enough of a module to route it, and return its v1 form."""
     toks = tokens(source)
@@ -185,6 +229,8 @@ def inspect_module(source: str) -> ModuleInfo:
         was_v0=bool(edits), source=upgraded,
         uses_with=any(t.kind == "ident" and t.text == "with" for t in toks),
         context_keys=_context_keys(toks),
+        nondeterministic=frozenset(_dotted_names(toks) & NONDETERMINISTIC_BUILTINS),
+        input_keys=_input_keys(toks),
     )
 
 

@@ -2,7 +2,7 @@
 
 ``FLEET_POLICY_ENGINE`` picks ``regopy`` (in process, the embedded default) or ``opa``
 (an OPA server at ``FLEET_OPA_URL``). Engines hold compiled policies, so one instance
-per process is shared.
+per process is shared, behind the memo of per-object findings (``memo.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 from django.conf import settings
 
 from fleet.policy.engines.base import Engine
+from fleet.policy.engines.memo import MemoEngine
 from fleet.policy.errors import PolicyError
 
 ENGINES = ("regopy", "opa")
@@ -24,7 +25,7 @@ def get_engine(name: str | None = None) -> Engine:
     name = name or settings.FLEET_POLICY_ENGINE
     with _lock:
         if name not in _engines:
-            _engines[name] = _create(name)
+            _engines[name] = MemoEngine(_create(name), settings.FLEET_POLICY_MEMO_OBJECTS)
         return _engines[name]
 
 
@@ -38,7 +39,8 @@ def _create(name: str) -> Engine:
 
         return OpaEngine(settings.FLEET_OPA_URL,
                          timeout=float(settings.FLEET_OPA_TIMEOUT),
-                         token=settings.FLEET_OPA_TOKEN or None)
+                         token=settings.FLEET_OPA_TOKEN or None,
+                         parallelism=settings.FLEET_OPA_PARALLELISM)
     raise PolicyError(f"unknown policy engine {name!r}: expected one of {', '.join(ENGINES)}",
                       kind="engine")
 

@@ -66,8 +66,14 @@ class Engine(ABC):
 
     @abstractmethod
     def evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
-                 matches: Mapping[int, list[int]]) -> list[Hit]:
-        """All hits, deduplicated and sorted; raise PolicyError on any failure."""
+                 matches: Mapping[int, list[int]], *, per_object: bool = True,
+                 whole_set: bool = True) -> list[Hit]:
+        """All hits, deduplicated and sorted; raise PolicyError on any failure.
+
+        ``per_object`` covers per-object rules and Gatekeeper constraints, ``whole_set``
+        the rules over the whole release; leaving one out lets a caller that already
+        knows those hits (``MemoEngine``) skip them.
+        """
 
     def close(self) -> None:
         """Release what the engine holds (connections, compiled policies)."""

@@ -1,9 +1,10 @@
 """An OPA server through ``opa-python-client``: the production engine.
 
 A bundle's modules are PUT once under ``fleet_bundles/b<hash>/`` with a generated
-driver module; each decision is then a single ``POST /v1/data/…/fleet_driver/hits``
-whose driver iterates the objects with ``with input as …`` — one HTTP round trip per
-decision, however many objects and policies. OPA keeps the compiled policies, so a
+driver module; each decision is then one ``POST /v1/data/…/fleet_driver/hits`` whose
+driver iterates the objects with ``with input as …`` — one HTTP round trip however
+many policies, and for a large release one per shard of objects, sent concurrently
+so that OPA uses more than one core. OPA keeps the compiled policies, so a
 decision never re-parses Rego. Loaded bundles are remembered (LRU, evicted ones are
 deleted from OPA); an OPA that restarted and lost them is detected (undefined
 result) and reloaded once.
@@ -15,6 +16,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -36,44 +38,53 @@ from fleet.policy.errors import PolicyError
 from fleet.policy.inputs import EvaluationInput
 
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9._/-]")
-_CONTEXT = '{"cluster": input.cluster, "release": input.release, "change": input.change}'
-_SET_INPUT = ('{"objects": input.objects, "cluster": input.cluster, "release": input.release, '
-              '"change": input.change}')
+SHARD_OBJECTS = 250  # below this many objects per shard, a second request costs more than it saves
 
 
 def driver_source(bundle: Bundle) -> str:
     """The module that turns one request into every rule's hits, in one evaluation.
 
-    All per-object rules are gathered in one object evaluated once per object (one
-    ``with`` each): ``with`` resets OPA's caches, so one per rule would cost ~2x.
-    Each entry is a comprehension, so a rule that is undefined hides no other rule.
+    ``object_hits`` (per-object rules and Gatekeeper constraints) and ``set_hits``
+    (rules over the whole release) can be queried apart, ``hits`` is both. The context
+    goes in once per request (``with data.fleet``), and each object costs one ``with
+    input`` for all its rules: every ``with`` resets OPA's caches, so one per rule, or
+    one context swap per object, costs up to 25 % more. Each entry is a comprehension,
+    so a rule that is undefined hides no other rule.
     """
-    lines = [f"package {bundle.prefix}.fleet_driver", "", "import rego.v1", ""]
-
-    def hit_rule(loop: list[str], call: str, pairs: list[str], index: str) -> None:
-        lines.extend(["hits contains h if {", f"\tc := {_CONTEXT}", *loop,
-                      f"\tresults := {call} with data.fleet as c", *pairs, "\tsome m in ms",
-                      f'\th := {{"s": s, "i": {index}, "m": m}}', "}", ""])
+    lines = [f"package {bundle.prefix}.fleet_driver", "", "import rego.v1", "",
+             'context := {"cluster": input.cluster, "release": input.release, "change": input.change}', ""]
 
     def gather(name: str, rules: list[tuple[Module, str]]) -> None:
         entries = ",\n".join(f"\t{json.dumps(rule_source(m, r))}: [m | some m in data.{bundle.path(m.package)}.{r}]"
                              for m, r in rules)
         lines.extend([f"{name} := {{", entries, "}", ""])
 
-    each = ["\tsome s, ms in results"]
+    def hit_rule(name: str, results: str, loop: list[str]) -> None:
+        lines.extend([f"{name} contains h if {{", "\tc := context", f"\tresults := {results} with data.fleet as c",
+                      *loop, '\th := {"s": s, "i": i, "m": m}', "}", ""])
+
+    per_object = ["\tsome row in results", "\t[i, s, ms] := row", "\tsome m in ms"]
+    lines.extend([f"{name} contains h if {{ some h in [] }}" for name in ("object_hits", "set_hits")])
+    lines.append("")
     if bundle.rules("object"):
         gather("object_rules", bundle.rules("object"))
-        hit_rule(["\tsome i, obj in input.objects"], "object_rules with input as obj", each, "i")
+        lines.extend(["object_results := [[i, s, ms] |", "\tsome i, obj in input.objects",
+                      "\tsome s, ms in object_rules with input as obj", "]", ""])
+        hit_rule("object_hits", "object_results", per_object)
     if bundle.rules("set"):
         gather("set_rules", bundle.rules("set"))
-        hit_rule([], f"set_rules with input as {_SET_INPUT}", each, str(SET_INDEX))
+        set_input = ", ".join(f'"{key}": input.{key}' for key in bundle.set_input_keys)
+        hit_rule("set_hits", f"set_rules with input as {{{set_input}}}",
+                 [f"\ti := {SET_INDEX}", "\tsome s, ms in results", "\tsome m in ms"])
     for number, constraint in enumerate(bundle.constraints):
         package = bundle.path(bundle.templates[constraint.kind])
-        hit_rule([f'\tsome i in input.matches["{number}"]',
-                  '\treview := object.union(input.reviews[i], {"object": input.objects[i]})'],
-                 f'[m | some m in data.{package}.violation] with input as {{"review": review, '
-                 f'"parameters": input.parameters["{number}"]}}',
-                 [f"\ts := {json.dumps(constraint_source(number))}", "\tms := results"], "i")
+        lines.extend([f"constraint_{number} := [[i, {json.dumps(constraint_source(number))}, ms] |",
+                      f'\tsome i in input.matches["{number}"]',
+                      '\treview := object.union(input.reviews[i], {"object": input.objects[i]})',
+                      f"\tms := [m | some m in data.{package}.violation] with input as "
+                      f'{{"review": review, "parameters": input.parameters["{number}"]}}', "]", ""])
+        hit_rule("object_hits", f"constraint_{number}", per_object)
+    lines.append("hits := object_hits | set_hits")
     return "\n".join(lines)
 
 
@@ -81,7 +92,7 @@ class OpaEngine(Engine):
     name = "opa"
 
     def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None,
-                 max_bundles: int = 64):
+                 max_bundles: int = 64, parallelism: int = 2):
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise PolicyError(f"OPA URL {url!r} must be http(s)://host:port", kind="engine")
@@ -91,6 +102,8 @@ class OpaEngine(Engine):
         self._loaded: OrderedDict[str, dict[str, str]] = OrderedDict()  # hash -> policy id -> module id
         self._max_bundles = max_bundles
         self._lock = threading.Lock()
+        self._parallelism = max(1, parallelism)
+        self._executor: ThreadPoolExecutor | None = None
 
     def _unreachable(self, exc: Exception) -> PolicyError:
         return PolicyError(f"the OPA server at {self.url} cannot be reached: {type(exc).__name__}",
@@ -155,7 +168,37 @@ class OpaEngine(Engine):
         return located_error(bundle, module_id, location.get("row"), message, "syntax")
 
     def evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
-                 matches: Mapping[int, list[int]]) -> list[Hit]:
+                 matches: Mapping[int, list[int]], *, per_object: bool = True,
+                 whole_set: bool = True) -> list[Hit]:
+        """One request per shard of objects, sent at once: OPA evaluates a request on one
+        core, so a large release is split across ``parallelism`` concurrent requests."""
+        self.prepare(bundle)
+        count = len(data.objects) if per_object else 0
+        shards = max(1, min(self._parallelism, count // SHARD_OBJECTS))
+        bounds = [(count * n // shards, count * (n + 1) // shards) for n in range(shards)]
+        requests_ = [("object_hits", data.subset(list(range(lo, hi))), reviews[lo:hi],
+                      {n: [i - lo for i in indexes if lo <= i < hi] for n, indexes in matches.items()}, lo)
+                     for lo, hi in bounds] if per_object else []
+        if whole_set and bundle.rules("set"):
+            if shards == 1 and requests_:
+                requests_ = [("hits", data, reviews, matches, 0)]
+            else:  # the release alone: its objects only if a set rule reads them
+                objects = list(range(len(data.objects))) if "objects" in bundle.set_input_keys else []
+                requests_.append(("set_hits", data.subset(objects), [], {}, 0))
+        if len(requests_) == 1:
+            answers = [self._decide(bundle, *requests_[0])]
+        else:
+            answers = list(self._pool().map(lambda args: self._decide(bundle, *args), requests_))
+        return sorted_hits([hit for answer in answers for hit in answer])
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self._parallelism + 1, thread_name_prefix="opa")
+            return self._executor
+
+    def _decide(self, bundle: Bundle, rule: str, data: EvaluationInput, reviews: list[dict[str, Any]],
+                matches: Mapping[int, list[int]], offset: int) -> list[Hit]:
         needed = set().union(*matches.values()) if matches else set()
         # Only matched objects need their review (which may hold the whole oldObject).
         document = {**data.set_input(),
@@ -163,20 +206,21 @@ class OpaEngine(Engine):
                     "matches": {str(n): indexes for n, indexes in matches.items()},
                     "parameters": {str(n): c.parameters for n, c in enumerate(bundle.constraints)}}
         for _ in range(2):
-            self.prepare(bundle)
-            response = self._query(bundle, document)
+            response = self._query(bundle, rule, document)
             if "result" in response:
                 break
             with self._lock:  # OPA lost the bundle (restarted): load it again, once
                 self._loaded.pop(bundle.hash, None)
+            self.prepare(bundle)
         else:
             raise PolicyError(f"the OPA server at {self.url} does not keep the loaded policies",
                               kind="engine")
-        return sorted_hits([Hit(h["s"], h["i"], h["m"]) for h in response["result"]])
+        return [Hit(h["s"], h["i"] + offset if h["i"] != SET_INDEX else SET_INDEX, h["m"])
+                for h in response["result"]]
 
-    def _query(self, bundle: Bundle, document: dict[str, Any]) -> dict[str, Any]:
+    def _query(self, bundle: Bundle, rule: str, document: dict[str, Any]) -> dict[str, Any]:
         try:
-            return self._client.query_rule(document, f"{bundle.prefix}.fleet_driver", "hits",
+            return self._client.query_rule(document, f"{bundle.prefix}.fleet_driver", rule,
                                            query_params={"strict-builtin-errors": "true"})
         except requests.HTTPError as exc:
             raise self._runtime_error(bundle, exc.response) from None
@@ -199,4 +243,7 @@ class OpaEngine(Engine):
         with self._lock:
             loaded, self._loaded = self._loaded, OrderedDict()
         self._delete([p for ids in loaded.values() for p in ids])
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
         self._client.close_connection()

@@ -125,15 +125,19 @@ class RegopyEngine(Engine):
         return located_error(bundle, target.id, line, message, kind)
 
     def evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
-                 matches: Mapping[int, list[int]]) -> list[Hit]:
+                 matches: Mapping[int, list[int]], *, per_object: bool = True,
+                 whole_set: bool = True) -> list[Hit]:
         prepared = self._prepared(bundle, data.context_json(bundle.context_keys))
         hits: list[Hit] = []
         with prepared.lock:
+            if "set" in prepared.queries and whole_set:
+                hits += self._hits(bundle, prepared, "set", prepared.set_rules,
+                                    data.set_input(bundle.set_input_keys), SET_INDEX)
+            if not per_object:
+                return sorted_hits(hits)
             if "object" in prepared.queries:
                 for index, obj in enumerate(data.objects):
                     hits += self._hits(bundle, prepared, "object", prepared.object_rules, obj, index)
-            if "set" in prepared.queries:
-                hits += self._hits(bundle, prepared, "set", prepared.set_rules, data.set_input(), SET_INDEX)
             for number, constraint in enumerate(bundle.constraints):
                 for index in matches.get(number, []):
                     document = gatekeeper_input(data, reviews, index, constraint.parameters)
