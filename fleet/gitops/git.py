@@ -25,7 +25,7 @@ _CONFIG = (
     "core.hooksPath=/dev/null", "core.fsmonitor=false", "protocol.ext.allow=never",
     "credential.helper=", "commit.gpgSign=false", "tag.gpgSign=false", "rebase.autoStash=false",
     "rebase.autoSquash=false", "advice.detachedHead=false", "init.defaultBranch=main",
-    "core.symlinks=true", "gc.auto=0",
+    "core.symlinks=true", "gc.auto=0", "maintenance.auto=false",
 )
 _BASE_ENV = {
     "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,

@@ -25,13 +25,13 @@ from fleet.gitops.errors import BadInput, WorkspaceDirty
 from fleet.gitops.overlay import ClusterParams
 from fleet.gitops.tags import DeploymentRecord
 from fleet.gitops.upgrade import UpgradeResult
-from fleet.gitops.workspace import RepoSpec, Workspace, WorkspaceStatus
+from fleet.gitops.workspace import RepoSpec, Workspace, WorkspaceStatus, holds_lock
 from fleet.render.limits import RenderLimits
 from fleet.render.safety import find_kustomization
 from fleet.render.services import RenderResult, render_dir
 
 __all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "UpgradeResult",
-           "WorkspaceStatus", "commit_files", "configure", "fetch", "history", "locked", "prepare",
+           "WorkspaceStatus", "commit_files", "configure", "fetch", "head", "history", "locked", "prepare",
            "push", "read_params", "render", "reset", "rollback_tree", "status", "tag_deployment",
            "upgrade", "workspace_for"]
 
@@ -44,8 +44,10 @@ def locked(cluster) -> Iterator[Workspace]:
     workspace between its steps.
     """
     workspace = Workspace(RepoSpec.of(cluster))
+    outer = holds_lock(workspace.home)  # then the outer call has made sure of the clone
     with workspace.lock():
-        workspace.ensure()
+        if not outer:
+            workspace.ensure()
         yield workspace
 
 
@@ -58,6 +60,12 @@ def workspace_for(cluster) -> Workspace:
 def fetch(cluster) -> None:
     with locked(cluster) as ws:
         ws.fetch()
+
+
+def head(cluster) -> str:
+    """The workspace's HEAD commit, as it stands (no fetch)."""
+    with locked(cluster) as ws:
+        return ws.head()
 
 
 def status(cluster, *, refresh: bool = True) -> WorkspaceStatus:
@@ -188,9 +196,11 @@ def render(cluster) -> RenderResult:
 
 
 def tag_deployment(cluster, context: dict[str, Any] | None = None, *, push: bool = True) -> str:
-    """Tag HEAD as deployed (reusing the tag if HEAD already has the latest one) and push."""
+    """Tag HEAD as deployed (reusing the tag if HEAD already has the latest one) and push.
+
+    Only internal is fetched first (its tags number the new one; origin plays no part)."""
     with locked(cluster) as ws:
-        ws.fetch()
+        ws.fetch(origin=False)
         tag, created = tags.create_tag(ws, context or {})
         if created:
             audit.record("gitops.tag", target=cluster, metadata={"tag": tag, "sha": ws.head(),

@@ -77,6 +77,11 @@ class WorkspaceStatus:
                 "changed": self.changed, "origin": div(self.origin), "internal": div(self.internal)}
 
 
+def holds_lock(home: Path) -> bool:
+    """Whether this thread already holds ``home``'s lock (an outer job owns the workspace)."""
+    return home in _held.__dict__.get("paths", set())
+
+
 @contextmanager
 def directory_lock(home: Path, what: str, timeout: float | None = None) -> Iterator[None]:
     """Hold ``home/lock`` exclusively (re-entrant per thread); :class:`WorkspaceBusy` on timeout."""
@@ -141,14 +146,16 @@ class Workspace:
         self.checkout_branch(self.spec.branch, start or f"{ORIGIN}/{self.spec.branch}")
         self.adopt_internal()
 
-    def fetch(self) -> None:
-        """Fetch origin's branches (no tags), and internal's branches and deploy tags.
+    def fetch(self, *, origin: bool = True) -> None:
+        """Fetch origin's branches (no tags), and internal's branches and deploy tags
+        (``origin=False``: internal's only, for a job that has just fetched origin).
 
         ``--prune`` also drops local deploy tags that internal lacks, so the local
         tags mirror the deployment history exactly after every fetch.
         """
-        self.git.run("fetch", "--quiet", "--prune", "--no-tags", ORIGIN,
-                     f"+refs/heads/*:refs/remotes/{ORIGIN}/*", remote_url=self.spec.origin_url)
+        if origin:
+            self.git.run("fetch", "--quiet", "--prune", "--no-tags", ORIGIN,
+                         f"+refs/heads/*:refs/remotes/{ORIGIN}/*", remote_url=self.spec.origin_url)
         self.git.run("fetch", "--quiet", "--prune", "--no-tags", INTERNAL,
                      f"+refs/heads/*:refs/remotes/{INTERNAL}/*", "+refs/tags/deploy/*:refs/tags/deploy/*",
                      remote_url=self.spec.internal_url)

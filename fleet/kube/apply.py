@@ -74,8 +74,13 @@ def plan(client: KubeClient, objects: Iterable[Manifest], applyset: ApplySet) ->
 
 
 def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: ApplySet = ApplySet(),
-              dry_run: bool = False, force: bool = False, prune_missing: bool = True) -> ApplyResult:
+              dry_run: bool = False, force: bool = False, prune_missing: bool = True,
+              validated: bool = False) -> ApplyResult:
     """Apply (or with ``dry_run`` only validate) ``objects`` as the cluster's applyset.
+
+    ``validated``: the caller has just dry-run this very set (the rollout pipeline's
+    dry-run step, moments before, in the same job), so the pre-write dry-run would
+    only repeat it; objects deferred then are still dry-run before they are written.
 
     Raises the first :class:`KubeError` (all of them in ``.failures``); on failure the
     applyset's parent keeps the superset of kinds, so nothing applied is orphaned.
@@ -83,7 +88,7 @@ def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: Appl
     result = ApplyResult(client.cluster, dry_run)
     items = plan(client, objects, applyset)
     with worker_pool(client.cluster) as pool:
-        _dry_run_what_can_be(client, items, pool, force)
+        _dry_run_what_can_be(client, items, pool, force, send=not validated or dry_run)
         result.applied = [item.ref for item in items if not item.deferred]
         result.deferred = [item.ref for item in items if item.deferred]
         previous = read_parent(client, applyset)
@@ -107,16 +112,18 @@ def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: Appl
 
 
 def _dry_run_what_can_be(client: KubeClient, items: list[Item], pool: ThreadPoolExecutor,
-                         force: bool) -> None:
-    """Dry-run every item whose kind is served and whose Namespace exists; mark the
-    others deferred. Any failure is raised before anything has been written."""
+                         force: bool, send: bool = True) -> None:
+    """Dry-run every item whose kind is served and whose Namespace exists (unless not
+    ``send``); mark the others deferred. Any failure is raised before anything has
+    been written."""
     created = sorted({item.ref.name for item in items if item.ref.group_kind == NAMESPACE_GROUP_KIND})
     absent = {name for name, found in zip(created, run_all(pool, lambda n: _exists(client, n), created))
               if not found}
     for item in items:
         item.deferred = item.resource is None or item.ref.namespace in absent
-    run_all(pool, lambda i: _patch(client, i, force=force, dry_run=True),
-            [item for item in items if not item.deferred])
+    if send:
+        run_all(pool, lambda i: _patch(client, i, force=force, dry_run=True),
+                [item for item in items if not item.deferred])
 
 
 def _apply_in_order(client: KubeClient, applyset: ApplySet, items: list[Item], pool: ThreadPoolExecutor,

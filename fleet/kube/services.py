@@ -45,11 +45,12 @@ def applyset_for(cluster: Cluster) -> ApplySet:
 
 
 def apply(cluster: Cluster, objects: Iterable[Manifest], *, applyset: ApplySet | None = None,
-          dry_run: bool = False, force: bool = False, prune: bool = True) -> ApplyResult:
+          dry_run: bool = False, force: bool = False, prune: bool = True,
+          validated: bool = False) -> ApplyResult:
     """Fields another manager took (someone's ``kubectl edit``) stop the apply as a
     conflict; self-heal and "overwrite drift" pass ``force=True`` to take them back."""
     return apply_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster),
-                     dry_run=dry_run, force=force, prune_missing=prune)
+                     dry_run=dry_run, force=force, prune_missing=prune, validated=validated)
 
 
 def diff(cluster: Cluster, objects: Iterable[Manifest], *,

@@ -73,7 +73,7 @@ def prepare(context: Context) -> dict[str, Any]:
     deployment = context.deployment
     detail = _checkout(deployment)  # fetches internal, tags included: history needs no fetch of its own
     history = gitops.history(deployment.cluster, refresh=False)
-    head = gitops.status(deployment.cluster, refresh=False).head
+    head = gitops.head(deployment.cluster)
     _save(deployment, local_sha=head, previous_tag=history[0].tag if history else "")
     return {**detail, "head": head}
 
@@ -81,7 +81,7 @@ def prepare(context: Context) -> dict[str, Any]:
 def _ensure_checkout(context: Context) -> None:
     """After a resume on another worker the workspace may not hold the prepared commit."""
     deployment = context.deployment
-    if context.cache.get("checked") or gitops.status(deployment.cluster, refresh=False).head == deployment.local_sha:
+    if context.cache.get("checked") or gitops.head(deployment.cluster) == deployment.local_sha:
         context.cache["checked"] = True
         return
     _checkout(deployment)
@@ -153,12 +153,16 @@ def _first_denial(summary: dict[str, Any]) -> str:
 @_expected
 def dry_run(context: Context) -> dict[str, Any]:
     result = kube.apply(context.deployment.cluster, _objects(context), dry_run=True)
+    context.cache["dry_run_passed"] = True
     return {"objects": len(result.applied) + len(result.deferred), "would_prune": len(result.pruned)}
 
 
 @_expected
 def apply(context: Context) -> dict[str, Any]:
-    result = kube.apply(context.deployment.cluster, _objects(context))
+    # Right after this job's own dry-run of the same objects, apply does not repeat it;
+    # resumed on another worker (which did not see it pass), it does.
+    result = kube.apply(context.deployment.cluster, _objects(context),
+                        validated=context.cache.get("dry_run_passed", False))
     return {"applied": len(result.applied), "pruned": [str(ref) for ref in result.pruned],
             "refs": [_ref_dict(ref) for ref in result.applied]}
 

@@ -95,6 +95,23 @@ def test_one_job_at_a_time(primary, make_cluster):
         services.fetch(cluster)  # re-entrant in the holding thread
 
 
+def test_a_call_inside_a_held_workspace_does_not_check_the_clone_again(primary, make_cluster, monkeypatch):
+    """A rollout holds the workspace for its whole pipeline: each service it calls
+    would otherwise spawn git twice just to re-check the clone and its remotes."""
+    from fleet.gitops.workspace import Workspace
+
+    cluster = make_cluster(primary)
+    ensured = []
+    original = Workspace.ensure
+    monkeypatch.setattr(Workspace, "ensure", lambda self: ensured.append(1) or original(self))
+    with services.locked(cluster):
+        assert services.head(cluster) == services.status(cluster, refresh=False).head
+        services.history(cluster, refresh=False)
+    assert len(ensured) == 1
+    services.head(cluster)
+    assert len(ensured) == 2
+
+
 def test_remotes_follow_the_inventory(primary, make_cluster, tmp_path):
     from fleet.gitops.testrepo import create_internal_repo
 

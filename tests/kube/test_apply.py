@@ -121,3 +121,18 @@ def test_objects_without_identity_fail_before_any_request(kube, ns, applyset):
         apply_set(kube, [namespace(ns), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}],
                   applyset=applyset)
     assert not exists(kube, f"/api/v1/namespaces/{ns}")
+
+
+def test_a_set_validated_by_the_caller_is_not_dry_run_again(kube, ns, applyset, monkeypatch):
+    apply_set(kube, [namespace(ns)], applyset=applyset)
+    objects = [namespace(ns), configmap(ns, "app"), configmap(ns, "other")]
+    dry_runs = []
+    original = kube.request
+    monkeypatch.setattr(kube, "request", lambda method, path, **kw: (
+        dry_runs.append(path) if (kw.get("query") or {}).get("dryRun") else None) or original(method, path, **kw))
+    apply_set(kube, objects, applyset=applyset, dry_run=True)
+    assert len(dry_runs) == 3
+    apply_set(kube, objects, applyset=applyset, validated=True)  # the pipeline, right after its dry-run
+    assert len(dry_runs) == 3 and exists(kube, cm_path(ns, "other"))
+    apply_set(kube, objects, applyset=applyset)  # on its own, apply still dry-runs the set first
+    assert len(dry_runs) == 6
