@@ -185,8 +185,8 @@ class OpaEngine(Engine):
             else:  # the release alone: its objects only if a set rule reads them
                 objects = list(range(len(data.objects))) if "objects" in bundle.set_input_keys else []
                 requests_.append(("set_hits", data.subset(objects), [], {}, 0))
-        if len(requests_) == 1:
-            answers = [self._decide(bundle, *requests_[0])]
+        if len(requests_) <= 1:
+            answers = [self._decide(bundle, *request) for request in requests_]
         else:
             answers = list(self._pool().map(lambda args: self._decide(bundle, *args), requests_))
         return sorted_hits([hit for answer in answers for hit in answer])
