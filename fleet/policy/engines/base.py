@@ -46,6 +46,15 @@ def gatekeeper_input(data: EvaluationInput, reviews: list[dict[str, Any]], index
     return {"review": {**reviews[index], "object": data.objects[index]}, "parameters": parameters}
 
 
+def narrowed(data: EvaluationInput, reviews: list[dict[str, Any]], matches: Mapping[int, list[int]],
+             indexes: list[int]) -> tuple[EvaluationInput, list[dict[str, Any]], dict[int, list[int]]]:
+    """The objects at ``indexes`` as an evaluation of their own: their reviews, and the
+    constraint matches renumbered (hit ``n`` of the result is object ``indexes[n]``)."""
+    position = {index: n for n, index in enumerate(indexes)}
+    return (data.subset(indexes), [reviews[i] for i in indexes],
+            {number: [position[i] for i in found if i in position] for number, found in matches.items()})
+
+
 def located_error(bundle: Bundle, module_id: str, line: int | None, message: str,
                   kind: str) -> PolicyError:
     """An engine error against a module, pointed back at the author's file and line."""

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from typing import Any, Mapping
 
 from fleet.policy.bundle import Bundle
-from fleet.policy.engines.base import SET_INDEX, Engine, Hit, sorted_hits
+from fleet.policy.engines.base import SET_INDEX, Engine, Hit, narrowed, sorted_hits
 from fleet.policy.inputs import EvaluationInput
 
 Entry = tuple[tuple[str, Any], ...]  # (source, value) of each hit
@@ -103,11 +103,8 @@ class MemoEngine(Engine):
         if whole_set:
             keep(self.inner.evaluate(bundle, data, reviews, matches, per_object=False))
         if missing:
-            position = {index: n for n, index in enumerate(missing)}
-            keep(self.inner.evaluate(
-                bundle, data.subset(missing), [reviews[i] for i in missing],
-                {number: [position[i] for i in indexes if i in position]
-                 for number, indexes in matches.items()}, whole_set=False), missing)
+            keep(self.inner.evaluate(bundle, *narrowed(data, reviews, matches, missing),
+                                     whole_set=False), missing)
         return found
 
     def _get(self, key: tuple[str, str, str]) -> Entry | None:

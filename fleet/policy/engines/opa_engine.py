@@ -31,6 +31,7 @@ from fleet.policy.engines.base import (
     Hit,
     constraint_source,
     located_error,
+    narrowed,
     rule_source,
     sorted_hits,
 )
@@ -176,15 +177,14 @@ class OpaEngine(Engine):
         count = len(data.objects) if per_object else 0
         shards = max(1, min(self._parallelism, count // SHARD_OBJECTS))
         bounds = [(count * n // shards, count * (n + 1) // shards) for n in range(shards)]
-        requests_ = [("object_hits", data.subset(list(range(lo, hi))), reviews[lo:hi],
-                      {n: [i - lo for i in indexes if lo <= i < hi] for n, indexes in matches.items()}, lo)
+        requests_ = [("object_hits", *narrowed(data, reviews, matches, list(range(lo, hi))), lo)
                      for lo, hi in bounds] if per_object else []
         if whole_set and bundle.rules("set"):
             if shards == 1 and requests_:
                 requests_ = [("hits", data, reviews, matches, 0)]
             else:  # the release alone: its objects only if a set rule reads them
-                objects = list(range(len(data.objects))) if "objects" in bundle.set_input_keys else []
-                requests_.append(("set_hits", data.subset(objects), [], {}, 0))
+                release = data if "objects" in bundle.set_input_keys else data.subset([])
+                requests_.append(("set_hits", release, [], {}, 0))
         if len(requests_) <= 1:
             answers = [self._decide(bundle, *request) for request in requests_]
         else:
