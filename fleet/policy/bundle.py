@@ -42,6 +42,7 @@ class Module:
     rules: tuple[str, ...]  # the deny/violation/warn rules it defines
     source: str    # v1, namespaced; same line numbering as the file's Rego
     line_offset: int = 0  # lines before the Rego inside ``file`` (YAML block scalars)
+    set_rules: frozenset[str] = frozenset()  # those that are partial sets (defined, if empty)
     uses_with: bool = False
     context_keys: frozenset[str] = frozenset()
     nondeterministic: frozenset[str] = frozenset()  # built-ins that make results unrepeatable
@@ -130,6 +131,7 @@ def _module(module_id: str, file: str, source: str, prefix: str, scope: str | No
     elif scope == "gatekeeper":
         rules = ("violation",)
     return Module(id=module_id, file=file, package=info.package, scope=scope, rules=rules,
+                  set_rules=info.set_rules & frozenset(rules),
                   source=namespace_module(info.source, prefix), line_offset=line_offset,
                   uses_with=info.uses_with, context_keys=info.context_keys,
                   nondeterministic=info.nondeterministic, input_keys=info.input_keys)

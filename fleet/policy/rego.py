@@ -81,6 +81,7 @@ class ModuleInfo:
     package: str
     package_line: int
     rules: frozenset[str]
+    set_rules: frozenset[str]  # rules all of whose heads are ``name contains …``: never undefined
     was_v0: bool
     uses_with: bool
     context_keys: frozenset[str]  # what it reads of data.fleet ("*": all of it)
@@ -131,6 +132,18 @@ def _rule_names(toks: list[Token]) -> frozenset[str]:
         if first.kind == "ident":
             names.add(first.text)
     return frozenset(names)
+
+
+def _partial_sets(toks: list[Token]) -> frozenset[str]:
+    """Rules defined only as partial sets (``name contains …``), from v1 tokens."""
+    contains, other = set(), set()
+    for head in _line_heads(toks):
+        if head[0].kind != "ident" or head[0].text in {"package", "import"}:
+            continue
+        name = head[1].text if head[0].text == "default" and len(head) > 1 else head[0].text
+        is_set = head[0].text != "default" and len(head) > 1 and head[1].text == "contains"
+        (contains if is_set else other).add(name)
+    return frozenset(contains - other)
 
 
 def _v1_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
@@ -226,6 +239,7 @@ def inspect_module(source: str) -> ModuleInfo:
         upgraded = upgraded[:start] + text + upgraded[end:]
     return ModuleInfo(
         package=package, package_line=package_line, rules=_rule_names(toks),
+        set_rules=_partial_sets(tokens(upgraded) if edits else toks),
         was_v0=bool(edits), source=upgraded,
         uses_with=any(t.kind == "ident" and t.text == "with" for t in toks),
         context_keys=_context_keys(toks),

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from fleet.policy import gate
+from fleet.policy.bundle import load_bundle
 from fleet.policy.inputs import build_input
-from tests.policy.objects import deployment, namespace, release, service
+from tests.policy.objects import configmap, deployment, namespace, release, service
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
@@ -29,3 +30,20 @@ def test_whole_library_same_hits_on_both_engines(regopy_engine, opa_engine, base
     if env == "prod":
         expected |= {"baseline/replicas.rego", "baseline/namespaces.rego"}
     assert {h.source.split("::")[0] for h in from_opa} >= expected
+
+
+def test_rules_that_are_not_partial_sets_same_hits_on_both_engines(regopy_engine, opa_engine):
+    """OPA's driver references a partial set directly but wraps any other rule, which
+    may be undefined: an undefined ``deny`` must hide neither an object's other rules
+    nor other objects."""
+    bundle = load_bundle({"complete.rego": 'package complete\nimport rego.v1\n'
+                                           'deny := ["a ConfigMap"] if input.kind == "ConfigMap"\n'
+                                           'warn contains "any object" if input.metadata.name\n'})
+    assert bundle.modules[0].set_rules == {"warn"}
+    data = build_input([deployment("web"), configmap("settings")], cluster={"name": "c1", "labels": {}})
+    from_opa = opa_engine.evaluate(bundle, data, gate.reviews_of(data), {})
+    assert [h.key() for h in regopy_engine.evaluate(bundle, data, gate.reviews_of(data), {})] == \
+        [h.key() for h in from_opa]
+    assert sorted((h.index, h.source, h.value) for h in from_opa) == [
+        (0, "complete.rego::warn", "any object"), (1, "complete.rego::deny", "a ConfigMap"),
+        (1, "complete.rego::warn", "any object")]

@@ -43,6 +43,7 @@ def test_v0_heads_become_v1_on_the_same_lines():
     assert lines[12] == "allow if {" and lines[14] == "} else = false if {"
     assert lines[17] == 'deny contains msg if  { msg := "s{" }'
     assert lines[2] == "# deny[x] { in a comment stays as it is" and lines[6] == 'allowed = {"a", "b"}'
+    assert info.set_rules == {"violation", "deny"}
 
 
 def test_upgraded_v0_is_valid_for_opa(opa_binary, tmp_path):
@@ -54,7 +55,9 @@ def test_upgraded_v0_is_valid_for_opa(opa_binary, tmp_path):
 def test_v1_is_left_alone():
     source = 'package p\nimport rego.v1\ndeny contains msg if { msg := "x" }\n'
     info = inspect_module(source)
-    assert not info.was_v0 and info.source == source and info.rules == {"deny"}
+    assert not info.was_v0 and info.source == source and info.rules == {"deny"} and info.set_rules == {"deny"}
+    mixed = inspect_module('package p\nimport rego.v1\nwarn contains 1 if true\nwarn := {2}\ndeny[k] := 1 if k := "a"\n')
+    assert mixed.set_rules == set()
 
 
 def test_namespacing_moves_package_and_data_refs_but_not_context():
