@@ -55,7 +55,8 @@ def test_upgraded_v0_is_valid_for_opa(opa_binary, tmp_path):
 def test_v1_is_left_alone():
     source = 'package p\nimport rego.v1\ndeny contains msg if { msg := "x" }\n'
     info = inspect_module(source)
-    assert not info.was_v0 and info.source == source and info.rules == {"deny"} and info.set_rules == {"deny"}
+    assert not info.was_v0 and info.source == source
+    assert info.rules == info.set_rules == {"deny"}
     mixed = inspect_module('package p\nimport rego.v1\nwarn contains 1 if true\nwarn := {2}\ndeny[k] := 1 if k := "a"\n')
     assert mixed.set_rules == set()
 
