@@ -91,12 +91,13 @@ def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: Appl
         _dry_run_what_can_be(client, items, pool, force, send=not validated or dry_run)
         result.applied = [item.ref for item in items if not item.deferred]
         result.deferred = [item.ref for item in items if item.deferred]
+        if dry_run and not prune_missing:
+            return result
         previous = read_parent(client, applyset)
         wanted = SetState.of((item.ref for item in items), applyset)
         recorded = previous.union(wanted) if previous else wanted
         if dry_run:
-            if prune_missing:
-                result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=True)
+            result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=True)
             return result
         if recorded != previous:  # widen first, so an interrupted run orphans nothing
             write_parent(client, applyset, recorded, create_namespace=previous is None)

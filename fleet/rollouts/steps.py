@@ -130,7 +130,11 @@ def gate(context: Context) -> dict[str, Any]:
     objects = _objects(context)
     sets = policy.applicable_sets(cluster.labels)
     # The change input needs the live state (one read per object): only when a policy runs.
-    deployed = _deployed(kube.diff(cluster, objects), objects) if sets else []
+    deployed = []
+    if sets:
+        report = kube.diff(cluster, objects)
+        deployed = _deployed(report, objects)
+        context.cache["would_prune"] = sum(1 for diff in report.objects if diff.state == "removed")
     verdict, decision = policy.evaluate(objects, cluster=cluster, release=release,
                                         release_from=_previous_release(cluster, release), deployed=deployed,
                                         policy_sets=sets, source=DecisionSource.PIPELINE)
@@ -152,9 +156,12 @@ def _first_denial(summary: dict[str, Any]) -> str:
 
 @_expected
 def dry_run(context: Context) -> dict[str, Any]:
-    result = kube.apply(context.deployment.cluster, _objects(context), dry_run=True)
+    # What the apply will prune it lists again itself (and the gate's diff counted, when a
+    # policy ran): listing every kind of the set here as well cost a dozen reads per cluster.
+    result = kube.apply(context.deployment.cluster, _objects(context), dry_run=True, prune=False)
     context.cache["dry_run_passed"] = True
-    return {"objects": len(result.applied) + len(result.deferred), "would_prune": len(result.pruned)}
+    return {"objects": len(result.applied) + len(result.deferred),
+            **({"would_prune": context.cache["would_prune"]} if "would_prune" in context.cache else {})}
 
 
 @_expected

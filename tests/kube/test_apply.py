@@ -73,6 +73,9 @@ def test_prune_deletes_only_dropped_members_we_applied(kube, ns, applyset):
 
     preview = apply_set(kube, [namespace(ns), configmap(ns, "keep")], applyset=applyset, dry_run=True)
     assert [str(ref) for ref in preview.pruned] == [f"ConfigMap {ns}/drop"]
+    unlisted = apply_set(kube, [namespace(ns), configmap(ns, "keep")], applyset=applyset, dry_run=True,
+                         prune_missing=False)  # the rollout's dry-run step: the apply lists for itself
+    assert unlisted.pruned == [] and len(unlisted.applied) == 2
     assert exists(kube, cm_path(ns, "drop"))
 
     result = apply_set(kube, [namespace(ns), configmap(ns, "keep")], applyset=applyset)
