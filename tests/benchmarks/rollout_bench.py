@@ -34,7 +34,10 @@ time (``finished_at - started_at``) minus those, i.e. prepare (git), render
 Each inventory cluster has its own ApplySet (named after it), so the logical clusters
 on one server never prune each other. Also measured: a CPU meter (``/proc``) per component for each phase, because on a small machine
 the rollout and the loop are both CPU-bound and that is where the time goes
-(PostgreSQL and Redis are not metered).
+(PostgreSQL and Redis are not metered). From the loop's meter comes the *ceiling*: the
+speed-up over the loop that a tool costing nothing itself could reach on this machine,
+since its applies cost the cluster side at least what the loop's did and that CPU
+shares the same cores.
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ class CpuMeter:
     """CPU seconds per component between two snapshots: Fleet's workers (Python, and
     separately the git/kustomize processes they ran), the local clusters' processes,
     and kubectl (the benchmark's own reaped children)."""
+
+    CLIENT_SIDE = frozenset({"fleet workers (python)", "fleet workers' git/kustomize", "kubectl (bench children)"})
 
     def __init__(self, workers: "Workers", fleet_dir: Path):
         self.workers, self.fleet_dir = workers, fleet_dir
@@ -445,6 +450,9 @@ def print_summary(s: dict) -> None:
           f"   (vs apply step alone: {s['overhead_over_apply_step_median']})   target <= 0.10")
     print(f"  kubectl SSA loop:        {s['kubectl_loop_seconds']:8.2f} s  ({s['kubectl_per_cluster_median']:.2f} s/cluster)")
     print(f"  speed-up vs loop:        {s['speedup_vs_kubectl']:.2f}x   target >= 5x")
+    if "ceiling_vs_kubectl" in s:
+        print(f"  ceiling on this machine: {s['ceiling_vs_kubectl']:.2f}x   (a tool that cost nothing itself, whose "
+              f"applies cost the cluster side what the loop's did, on {os.cpu_count()} CPUs)")
     print(f"  median queued (wait for a slot of max_parallel): {s['median_queued_seconds']:.2f} s")
     print(f"  kwok nodes seen NotReady (all clusters, so far): {s.get('node_not_ready_events_so_far')}")
     for key, label in (("cpu_seconds_rollout", "CPU s during rollout"), ("cpu_seconds_kubectl_loop", "CPU s during loop")):
@@ -457,6 +465,15 @@ def print_summary(s: dict) -> None:
         print(f"  !! {len(bad)} namespaces lack objects after the rollout: {dict(list(bad.items())[:6])}")
     for error in s["errors"]:
         print(f"  error: {error}")
+
+
+def ceiling(loop_seconds: float, loop_cpu: dict[str, float]) -> float:
+    """The best speed-up over the loop any tool could reach here: applying the same
+    objects costs the cluster side (API server, etcd, controllers, kwok) at least
+    the CPU the loop's applies cost it, and on a machine where they share the
+    rollout's cores, that CPU spread over every core is a lower bound on the wall time."""
+    cluster_side = sum(v for k, v in loop_cpu.items() if k not in CpuMeter.CLIENT_SIDE)
+    return round(loop_seconds / (cluster_side / (os.cpu_count() or 1)), 2) if cluster_side else float("inf")
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -560,6 +577,7 @@ def main() -> None:
             summary["node_not_ready_events_so_far"] = node_flaps(tmp / "localfleet")
             summary["cpu_seconds_rollout"] = meter.delta(cpu0, cpu1)
             summary["cpu_seconds_kubectl_loop"] = meter.delta(cpu2, cpu3)
+            summary["ceiling_vs_kubectl"] = ceiling(loop["total"], summary["cpu_seconds_kubectl_loop"])
             print_summary(summary)
             summary["per_cluster"] = result["clusters"]
             report["phases"].append(summary)
