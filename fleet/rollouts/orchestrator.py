@@ -9,6 +9,7 @@ idempotent: called twice, the second call finds nothing to do.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
@@ -31,6 +32,7 @@ from fleet.rollouts.states import (
 
 logger = logging.getLogger(__name__)
 BAKE_RECHECK_SECONDS = 5
+BAKE_RECHECK_PARALLEL = 16  # clusters rechecked at once (each reads its objects concurrently too)
 
 
 @dataclass
@@ -117,11 +119,27 @@ def _run_wave(rollout: Rollout, wave: Wave, scheduler: Scheduler) -> bool:
     return False
 
 
-def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler) -> bool:
-    """Re-check health of the wave's clusters; a regression counts as a failure."""
-    for deployment in wave.deployments.filter(state=D.SUCCEEDED).select_related("cluster"):
-        problem = scheduler.recheck_health(deployment)
-        if problem and transition(deployment, D.FAILED, error=f"regressed while baking: {problem}"):
+def _recheck_baking(rollout_id: int, scheduler: Scheduler) -> dict[int, str]:
+    """The problems of a baking wave's clusters, by deployment, read before ``advance``
+    takes any lock. A recheck reads every object of every cluster of the wave: under
+    the rollout's row lock it held up every other advancer, and once the transaction
+    had written an audit event, every audited write in Fleet, for as long."""
+    wave = Wave.objects.filter(rollout_id=rollout_id, rollout__state=R.RUNNING, state=W.BAKING).first()
+    if wave is None:
+        return {}
+    deployments = list(wave.deployments.filter(state=D.SUCCEEDED).select_related("cluster"))
+    if not deployments:
+        return {}
+    with ThreadPoolExecutor(min(len(deployments), BAKE_RECHECK_PARALLEL), thread_name_prefix="bake") as pool:
+        problems = pool.map(scheduler.recheck_health, deployments)
+        return {deployment.pk: problem for deployment, problem in zip(deployments, problems) if problem}
+
+
+def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler, regressions: dict[int, str]) -> bool:
+    """A regression seen by the recheck counts as a failure; then wait out the bake."""
+    for deployment in wave.deployments.filter(pk__in=regressions, state=D.SUCCEEDED).select_related("cluster"):
+        problem = regressions[deployment.pk]
+        if transition(deployment, D.FAILED, error=f"regressed while baking: {problem}"):
             _audit_transition(deployment, "deployment.regressed", reason=problem)
     if _halt_if_over_budget(rollout, wave, _counts(wave), " (regressions while baking)"):
         return False
@@ -135,7 +153,7 @@ def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler) -> bool:
     return True
 
 
-def _step(rollout: Rollout, scheduler: Scheduler) -> bool:
+def _step(rollout: Rollout, scheduler: Scheduler, regressions: dict[int, str]) -> bool:
     """One move; True if another may follow at once."""
     if rollout.state == R.ABORTING:
         _cancel_remaining(rollout, "rollout aborted")
@@ -158,17 +176,18 @@ def _step(rollout: Rollout, scheduler: Scheduler) -> bool:
     if wave.state == W.RUNNING:
         return _run_wave(rollout, wave, scheduler)
     if wave.state == W.BAKING:
-        return _bake(rollout, wave, scheduler)
+        return _bake(rollout, wave, scheduler, regressions)
     return False  # awaiting approval
 
 
 def advance(rollout_id: int, scheduler: Scheduler) -> None:
+    regressions = _recheck_baking(rollout_id, scheduler)
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().filter(pk=rollout_id).first()
         if rollout is None:
             return
         for _ in range(100):  # bounded: each move changes a state, there are few states
-            if not _step(rollout, scheduler):
+            if not _step(rollout, scheduler, regressions):
                 break
             rollout.refresh_from_db()
 

@@ -20,7 +20,7 @@ from django.test import Client
 
 from fleet.gitops.git import Git
 from fleet.kube.client import client_for
-from fleet.rollouts.models import ClusterDeployment, Rollout
+from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
 from tests.e2e.conftest import wait_for
 from tests.rollouts.test_rollout_api import admin_action
 
@@ -152,3 +152,25 @@ def test_failure_budget_halts_the_rollout_and_starts_nothing_more(world, workers
     assert rollout.reason == "risky: 1 of 1 clusters failed; the budget is 0"
     assert states(rollout.pk) == {"local-3": "blocked", "local-1": "cancelled", "local-2": "cancelled"}
     assert list(rollout.waves.values_list("state", flat=True)) == ["halted", "cancelled"]
+
+
+def test_a_regression_while_baking_counts_as_a_failure(world, workers, operator):
+    """The canary succeeds, then loses an object while it bakes: the recheck (done
+    outside the rollout's lock) fails it, and the budget halts the rollout."""
+    workers.start("a")
+    body = {"release": world.releases["1.0"].pk, "selector": "fleet.dev/local", "start": True, "waves": [
+        {"name": "canary", "clusters": ["local-1"], "bake_seconds": 120, "max_failures": 0},
+        {"name": "rest", "clusters": ["local-2", "local-3"]}]}
+    response = operator.post("/api/v1/rollouts/", body, format="json")
+    assert response.status_code == 201, response.content
+    rollout_id = response.json()["id"]
+    canary_wave = Wave.objects.get(rollout_id=rollout_id, name="canary")
+    wait_for(lambda: Wave.objects.get(pk=canary_wave.pk).state == "baking", "the canary to bake", 120)
+    client_for(world.clusters["local-1"]).request("DELETE", "/api/v1/namespaces/platform/configmaps/app-config")
+    rollout = wait_for(lambda: finished(rollout_id), "the regression to halt the rollout", 60)
+    assert rollout.state == "halted"
+    assert rollout.reason == "canary: 1 of 1 clusters failed (regressions while baking); the budget is 0"
+    canary = ClusterDeployment.objects.get(rollout_id=rollout_id, cluster__name="local-1")
+    assert canary.state == "failed"
+    assert canary.error == "regressed while baking: ConfigMap platform/app-config: not found"
+    assert states(rollout_id) == {"local-1": "failed", "local-2": "cancelled", "local-3": "cancelled"}
