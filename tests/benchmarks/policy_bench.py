@@ -189,9 +189,9 @@ def main() -> None:
         print(f"{key.split(' / ')[0]:<30} vs conftest: {conftest_stats['p50'] / stats['p50']:6.1f}x wall, "
               f"{conftest_stats['cpu_p50'] / stats['cpu_p50']:6.1f}x CPU (p50); "
               f"p50 <= 50 ms: {'met' if stats['p50'] <= 50 else 'NOT met'}")
-        if stats.get("server_cpu_p50", 0) > 50:
-            # OPA evaluates a request on one core: even split over every core of this
-            # machine, its own CPU bounds the decision's wall time from below.
+        if stats.get("server_cpu_p50", 0) > 50:  # where OPA alone could explain a miss
+            # However the decision is split into requests, OPA's own CPU spread over every
+            # core of this machine bounds its wall time from below.
             floor = stats["server_cpu_p50"] / (os.cpu_count() or 1)
             print(f"{'':<30} OPA's own CPU {stats['server_cpu_p50']:.0f} ms per decision: at best "
                   f"{floor:.0f} ms on {os.cpu_count()} CPUs, before this process's share")
