@@ -32,6 +32,7 @@ from fleet.rollouts.states import DeploymentState as D, RolloutState as R, trans
 logger = logging.getLogger(__name__)
 
 CANCELLABLE_BEFORE = "apply"
+PREPARE = steps.PIPELINE[0][0]  # taking the workspace is part of it: its failures are prepare's
 
 
 def _finish(deployment: ClusterDeployment, state: str, error: str = "") -> None:
@@ -46,8 +47,15 @@ def run(deployment_id: int) -> int | None:
                   .filter(pk=deployment_id).first())
     if deployment is None or deployment.state != D.RUNNING:
         return None
-    with _heartbeat(deployment.pk), steps.workspace_session(deployment):
-        return _run_steps(Context(deployment))
+    with _heartbeat(deployment.pk):
+        started = time.perf_counter()
+        try:
+            with steps.workspace_session(deployment):
+                return _run_steps(Context(deployment))
+        except steps.EXPECTED as exc:  # taking the workspace (the clone, on first use) failed
+            _record(deployment, PREPARE, started, {}, StepFailed(str(exc)))
+            _finish(deployment, D.FAILED, f"{PREPARE}: {exc}")
+            return deployment.rollout_id
 
 
 @contextmanager
@@ -91,16 +99,22 @@ def _run_steps(context: Context) -> int:
         except Exception as exc:  # a bug or an unexpected outage: recorded, never lost
             logger.exception("deployment %s: step %s crashed", deployment.pk, name)
             detail, failure = {}, StepFailed(f"{name} crashed: {type(exc).__name__}: {exc}")
-        deployment.steps = {**deployment.steps, name: {
-            "ok": failure is None, "seconds": round(time.perf_counter() - started, 3),
-            "at": timezone.now().isoformat(), **({"detail": detail} if detail else {}),
-            **({"error": str(failure)} if failure else {})}}
-        ClusterDeployment.objects.filter(pk=deployment.pk).update(steps=deployment.steps)
+        _record(deployment, name, started, detail, failure)
         if failure is not None:
             _finish(deployment, failure.state, f"{name}: {failure}")
             return deployment.rollout_id
     _finish(deployment, D.SUCCEEDED)
     return deployment.rollout_id
+
+
+def _record(deployment: ClusterDeployment, name: str, started: float, detail: dict,
+            failure: StepFailed | None) -> None:
+    """Persist a step's outcome before anything else happens: what resumes reads."""
+    deployment.steps = {**deployment.steps, name: {
+        "ok": failure is None, "seconds": round(time.perf_counter() - started, 3),
+        "at": timezone.now().isoformat(), **({"detail": detail} if detail else {}),
+        **({"error": str(failure)} if failure else {})}}
+    ClusterDeployment.objects.filter(pk=deployment.pk).update(steps=deployment.steps)
 
 
 def _before(step: str, boundary: str) -> bool:
