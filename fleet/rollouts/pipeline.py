@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from django.conf import settings
@@ -47,15 +47,16 @@ def run(deployment_id: int) -> int | None:
                   .filter(pk=deployment_id).first())
     if deployment is None or deployment.state != D.RUNNING:
         return None
-    with _heartbeat(deployment.pk):
+    with _heartbeat(deployment.pk), ExitStack() as session:
         started = time.perf_counter()
-        try:
-            with steps.workspace_session(deployment):
-                return _run_steps(Context(deployment))
-        except steps.EXPECTED as exc:  # taking the workspace (the clone, on first use) failed
-            _record(deployment, PREPARE, started, {}, StepFailed(str(exc)))
-            _finish(deployment, D.FAILED, f"{PREPARE}: {exc}")
+        try:  # taking the workspace clones it on first use: that belongs to prepare
+            session.enter_context(steps.workspace_session(deployment))
+        except Exception as exc:
+            failure = _failure(deployment, PREPARE, exc)
+            _record(deployment, PREPARE, started, failure.detail, failure)
+            _finish(deployment, failure.state, f"{PREPARE}: {failure}")
             return deployment.rollout_id
+        return _run_steps(Context(deployment))
 
 
 @contextmanager
@@ -94,17 +95,26 @@ def _run_steps(context: Context) -> int:
         started = time.perf_counter()
         try:
             detail, failure = step(context), None
-        except StepFailed as exc:
-            detail, failure = exc.detail, exc
-        except Exception as exc:  # a bug or an unexpected outage: recorded, never lost
-            logger.exception("deployment %s: step %s crashed", deployment.pk, name)
-            detail, failure = {}, StepFailed(f"{name} crashed: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            failure = _failure(deployment, name, exc)
+            detail = failure.detail
         _record(deployment, name, started, detail, failure)
         if failure is not None:
             _finish(deployment, failure.state, f"{name}: {failure}")
             return deployment.rollout_id
     _finish(deployment, D.SUCCEEDED)
     return deployment.rollout_id
+
+
+def _failure(deployment: ClusterDeployment, name: str, exc: Exception) -> StepFailed:
+    """What a step's exception means: its own failure, a service's expected error, or a
+    bug or unexpected outage (logged with its trace) — recorded either way, never lost."""
+    if isinstance(exc, StepFailed):
+        return exc
+    if isinstance(exc, steps.EXPECTED):
+        return steps.expected_failure(exc)
+    logger.error("deployment %s: step %s crashed", deployment.pk, name, exc_info=exc)
+    return StepFailed(f"{name} crashed: {type(exc).__name__}: {exc}")
 
 
 def _record(deployment: ClusterDeployment, name: str, started: float, detail: dict,

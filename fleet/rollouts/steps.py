@@ -45,13 +45,18 @@ def _save(deployment: ClusterDeployment, **fields: Any) -> None:
         setattr(deployment, name, value)
 
 
+def expected_failure(exc: Exception) -> StepFailed:
+    """A service's own error (one of ``EXPECTED``) as a failed step, with its message."""
+    return StepFailed(str(exc), detail=getattr(exc, "as_dict", lambda: {})())
+
+
 def _expected(step):
     """Turn a service's own error into a failed step with its message."""
     def wrapped(context: Context) -> dict[str, Any]:
         try:
             return step(context)
         except EXPECTED as exc:
-            raise StepFailed(str(exc), detail=getattr(exc, "as_dict", lambda: {})()) from None
+            raise expected_failure(exc) from None
     wrapped.__name__ = step.__name__
     return wrapped
 
