@@ -53,6 +53,7 @@ if CELERY_EMBEDDED_BROKER:
 # A running deployment whose worker sent no heartbeat for this long is resumed elsewhere.
 FLEET_ROLLOUT_HEARTBEAT_TIMEOUT = env.int("FLEET_ROLLOUT_HEARTBEAT_TIMEOUT", 120, minimum=4)
 FLEET_ROLLOUT_SWEEP_SECONDS = env.int("FLEET_ROLLOUT_SWEEP_SECONDS", 30, minimum=1)
+FLEET_ROLLOUT_MAX_ATTEMPTS = env.int("FLEET_ROLLOUT_MAX_ATTEMPTS", 3, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
     "sweep-rollouts": {"task": "rollouts.sweep", "schedule": float(FLEET_ROLLOUT_SWEEP_SECONDS)},

@@ -79,8 +79,7 @@ def _claim(deployment: ClusterDeployment, scheduler: Scheduler) -> bool:
         return True
     try:
         with transaction.atomic():
-            claimed = transition(deployment, D.RUNNING, started_at=timezone.now(),
-                                 heartbeat_at=timezone.now(), attempts=deployment.attempts + 1)
+            claimed = transition(deployment, D.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
     except IntegrityError:
         return False  # another rollout is running on this cluster right now
     if claimed:

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from fleet.audit import services as audit
@@ -47,6 +48,8 @@ def run(deployment_id: int) -> int | None:
                   .filter(pk=deployment_id).first())
     if deployment is None or deployment.state != D.RUNNING:
         return None
+    if _out_of_attempts(deployment):
+        return deployment.rollout_id
     with _heartbeat(deployment.pk), ExitStack() as session:
         started = time.perf_counter()
         try:  # taking the workspace clones it on first use: that belongs to prepare
@@ -57,6 +60,21 @@ def run(deployment_id: int) -> int | None:
             _finish(deployment, failure.state, f"{PREPARE}: {failure}")
             return deployment.rollout_id
         return _run_steps(Context(deployment))
+
+
+def _out_of_attempts(deployment: ClusterDeployment) -> bool:
+    """Count this run; fail the deployment if workers died running it too often. A
+    deployment that kills its worker (out of memory on a huge render, say) would
+    otherwise be resumed by the sweeper, and kill the next one, forever."""
+    ClusterDeployment.objects.filter(pk=deployment.pk).update(attempts=F("attempts") + 1)
+    deployment.refresh_from_db(fields=["attempts"])
+    stopped = deployment.attempts - 1  # runs before this one that never finished
+    if stopped < settings.FLEET_ROLLOUT_MAX_ATTEMPTS:
+        return False
+    where = f"during {deployment.step}" if deployment.step else "before its first step"
+    _finish(deployment, D.FAILED, f"the worker running it stopped {stopped} times ({where}); "
+                                  "not resumed again")
+    return True
 
 
 @contextmanager
