@@ -84,14 +84,17 @@ def test_rollout_waves_policy_pause_kill_and_rollback(world, workers, operator, 
     assert operator.post(f"/api/v1/rollouts/{rollout_id}/resume/").status_code == 202
 
     # 3. Kill the worker while a cluster of the second wave is in flight; another takes over.
-    wait_for(lambda: states(rollout_id)["local-2"] == "running", "local-2 to start", 60)
+    def in_pipeline() -> ClusterDeployment | None:  # claimed, and a worker is running its steps
+        found = ClusterDeployment.objects.get(rollout_id=rollout_id, cluster__name="local-2")
+        return found if found.state == "running" and found.step else None
+
+    stuck = wait_for(in_pipeline, "local-2's pipeline to start", 60)
     workers.kill(worker_a)
-    stuck = ClusterDeployment.objects.get(rollout_id=rollout_id, cluster__name="local-2")
-    assert stuck.state == "running"
     workers.start("b")
     rollout = wait_for(lambda: finished(rollout_id), "the upgrade to finish after the worker died", 180)
     assert rollout.state == "succeeded", rollout.reason
     assert states(rollout_id) == {"local-1": "succeeded", "local-2": "succeeded", "local-3": "blocked"}
+    assert ClusterDeployment.objects.get(pk=stuck.pk).attempts >= 2  # killed in its pipeline, then resumed
     detail = operator.get(f"/api/v1/rollouts/{rollout_id}/").json()
     assert detail["progress"]["percent"] == 100
     assert [w["state"] for w in detail["waves"]] == ["succeeded", "succeeded"]
