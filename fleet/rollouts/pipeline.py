@@ -59,7 +59,7 @@ def run(deployment_id: int) -> int | None:
             _record(deployment, PREPARE, started, failure.detail, failure)
             _finish(deployment, failure.state, f"{PREPARE}: {failure}")
             return deployment.rollout_id
-        return _run_steps(Context(deployment))
+        return _run_steps(Context(deployment), session_started=started)
 
 
 def _out_of_attempts(deployment: ClusterDeployment) -> bool:
@@ -100,7 +100,9 @@ def _heartbeat(deployment_id: int) -> Iterator[None]:
         thread.join()
 
 
-def _run_steps(context: Context) -> int:
+def _run_steps(context: Context, session_started: float) -> int:
+    """The steps not yet done, in order. Prepare's time includes taking the workspace
+    (waiting for it, and the clone on first use), which happens before it starts."""
     deployment = context.deployment
     for name, step in steps.PIPELINE:
         if deployment.steps.get(name, {}).get("ok"):
@@ -110,7 +112,7 @@ def _run_steps(context: Context) -> int:
             _finish(deployment, D.CANCELLED, "rollout aborted before this cluster was changed")
             return deployment.rollout_id
         ClusterDeployment.objects.filter(pk=deployment.pk).update(step=name, heartbeat_at=timezone.now())
-        started = time.perf_counter()
+        started = session_started if name == PREPARE else time.perf_counter()
         try:
             detail, failure = step(context), None
         except Exception as exc:
