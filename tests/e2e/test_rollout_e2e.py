@@ -17,10 +17,19 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
+from fleet.audit import context
+
+from fleet.gitops import services as gitops
+from fleet.gitops.commits import Author
 from fleet.gitops.git import Git
+from fleet.inventory.models import Channel, Release
 from fleet.kube.client import client_for
+from fleet.policy.services import import_policy_set
+from fleet.rollouts import pipeline, services
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
+from fleet.rollouts.states import DeploymentState as D, transition
 from tests.e2e.conftest import wait_for
 from tests.rollouts.test_rollout_api import admin_action
 
@@ -177,3 +186,39 @@ def test_a_regression_while_baking_counts_as_a_failure(world, workers, operator)
     assert canary.state == "failed"
     assert canary.error == "regressed while baking: ConfigMap platform/app-config: not found"
     assert states(rollout_id) == {"local-1": "failed", "local-2": "cancelled", "local-3": "cancelled"}
+
+
+def test_with_a_policy_the_gate_counts_what_the_apply_prunes(world, operator, tmp_path):
+    """Where a policy runs, the gate's diff against the cluster counts the set's members
+    no longer desired, and the dry-run step reports that count instead of listing every
+    kind again. 1.2 renames the Deployment ``web``: the count must be what the apply
+    then prunes. The pipeline runs in process here: what is tested is its steps."""
+    policy_dir = tmp_path / "notes"
+    policy_dir.mkdir()
+    (policy_dir / "notes.rego").write_text('package e2e.notes\n\nimport rego.v1\n\n'
+                                           'warn contains "noted" if input.kind == "Deployment"\n')
+    channel = Channel.objects.create(name="platform-1-2", repo_url=world.primary.url, branch="release-1.2")
+    release_1_2 = Release.objects.create(channel=channel, version="1.2.0",
+                                         upstream_sha=world.primary.head("release-1.2"))
+    with context.activate(source="cli", actor="e2e"):
+        import_policy_set("notes", policy_dir, selector="ring=canary")
+    author = get_user_model().objects.get(username="otto-operator")
+
+    def deploy(release: Release) -> ClusterDeployment:
+        rollout = services.create_rollout(services.RolloutRequest(
+            release=release, selector="ring=canary", waves=[{"name": "canary", "selector": "ring=canary"}]), author)
+        deployment = rollout.deployments.get()
+        assert transition(deployment, D.RUNNING, started_at=timezone.now())
+        pipeline.run(deployment.pk)
+        deployment.refresh_from_db()
+        assert deployment.state == "succeeded", deployment.error
+        return deployment
+
+    with context.activate(source="cli", actor="e2e"):  # an overlay: 1.2's root no longer builds alone
+        gitops.configure(world.clusters["local-1"], {"components": ["ingress"]}, Author("Ada", "ada@example.com"))
+    first = deploy(world.releases["1.1"])
+    assert first.steps["gate"]["detail"]["counts"]["warn"] > 0
+    assert first.steps["dry_run"]["detail"]["would_prune"] == 0
+    upgrade = deploy(release_1_2)
+    assert upgrade.steps["dry_run"]["detail"]["would_prune"] == 1
+    assert upgrade.steps["apply"]["detail"]["pruned"] == ["Deployment.apps platform/web"]
