@@ -8,7 +8,7 @@ class RenderError(ValueError):
 
     ``code`` says which rule refused it (``path-escape``, ``symlink``, ``plugin``,
     ``remote-base``, ``too-large``, ``timeout``, ``kustomize``, ``invalid-object``,
-    ``duplicate``, ``parse``), so callers and tests tell the cases apart without
+    ``duplicate``, ``parse``, ``no-kustomization``), so callers and tests tell the cases apart without
     parsing messages; ``path`` is repo-relative, never an absolute host path.
     """
 

@@ -49,9 +49,15 @@ def render_dir(path: Path | str, *, root: Path | str | None = None,
         documents = [(source, doc) for doc in objects.parse_stream(text, source)]
         result = objects.validate(documents, limits.max_objects)
         return RenderResult(result, objects.content_hash(result), "kustomize", seconds)
+    files = sorted(p for p in path.rglob("*") if (p.suffix in MANIFEST_SUFFIXES or p.name in
+                   safety.KUSTOMIZATION_FILES) and p.is_file() and ".git" not in p.relative_to(path).parts)
+    nested = next((file for file in files if file.name in safety.KUSTOMIZATION_FILES), None)
+    if nested is not None:  # read as manifests, it would fail as an object with no name
+        raise RenderError(f"has no kustomization of its own, but {safety.relative(nested, root)} is one: "
+                          "render a directory that has one (a cluster overlay, or the vendor's entry point)",
+                          code="no-kustomization", path=safety.relative(path, root))
     documents = []
-    for file in sorted(p for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES
-                       and p.is_file() and ".git" not in p.relative_to(path).parts):
+    for file in files:
         source = safety.relative(file, root)
         parsed = objects.parse_stream(file.read_text(encoding="utf-8"), source)
         documents.extend((source, doc) for doc in parsed)

@@ -74,6 +74,21 @@ def test_plain_directory_and_hash_independent_of_layout(tmp_path):
     assert render_dir(changed, limits=LIMITS).content_hash != first.content_hash
 
 
+def test_a_plain_directory_with_kustomizations_below_it_says_where_to_render(vendor):
+    """Platform 1.2's root holds no kustomization, only manifests/ and components/: read
+    as plain manifests, a Component's kustomization failed as an object with no name."""
+    _, checkout = vendor
+    Git(checkout).run("checkout", "--quiet", "release-1.2")
+    try:
+        with pytest.raises(RenderError, match=r"^\.: has no kustomization of its own, but "
+                                              r"components/ingress/kustomization.yaml is one") as raised:
+            render_dir(checkout, limits=LIMITS)
+        assert raised.value.code == "no-kustomization"
+        assert render_dir(checkout / "manifests", root=checkout, limits=LIMITS).renderer == "kustomize"
+    finally:
+        Git(checkout).run("checkout", "--quiet", "release-1.1")
+
+
 @pytest.mark.parametrize("document, message", [
     (obj("ConfigMap", ""), "ConfigMap lacks metadata.name"),
     ({"kind": "ConfigMap", "metadata": {"name": "x"}}, "lacks apiVersion"),
