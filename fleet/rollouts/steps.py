@@ -33,8 +33,8 @@ EXPECTED = (GitOpsError, RenderError, KubeError, PolicyError)
 @contextmanager
 def workspace_session(deployment: ClusterDeployment) -> Iterator[None]:
     """Hold the cluster's workspace for the whole run: no other job moves it between
-    the upgrade and the tag. Taking it clones on first use, which may fail with one of
-    the ``EXPECTED`` errors: the pipeline records that as a failed prepare."""
+    the upgrade and the tag. Taking it clones on first use, which may fail: the
+    pipeline records any failure here as a failed prepare."""
     with gitops.locked(deployment.cluster):
         yield
 
