@@ -9,7 +9,6 @@ idempotent: called twice, the second call finds nothing to do.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
@@ -19,6 +18,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from fleet.audit import services as audit
+from fleet.kube import services as kube
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
 from fleet.rollouts.states import (
     DEPLOYMENT_FAILURES,
@@ -127,11 +127,8 @@ def _recheck_baking(rollout_id: int, scheduler: Scheduler) -> dict[int, str]:
     if wave is None:
         return {}
     deployments = list(wave.deployments.filter(state=D.SUCCEEDED).select_related("cluster"))
-    if not deployments:
-        return {}
-    with ThreadPoolExecutor(min(len(deployments), BAKE_RECHECK_PARALLEL), thread_name_prefix="bake") as pool:
-        problems = pool.map(scheduler.recheck_health, deployments)
-        return {deployment.pk: problem for deployment, problem in zip(deployments, problems) if problem}
+    checked = kube.for_each(deployments, scheduler.recheck_health, max_parallel=BAKE_RECHECK_PARALLEL)
+    return {deployment.pk: str(problem) for deployment, problem in checked if problem}
 
 
 def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler, regressions: dict[int, str]) -> bool:
