@@ -8,6 +8,10 @@ set -euo pipefail
 STATE="${FLEET_SERVICES_DIR:-/var/tmp/fleet-services}"
 PG_PORT="${FLEET_PG_PORT:-54329}"
 REDIS_PORT="${FLEET_REDIS_PORT:-63799}"
+# Several checkouts may test at once against the same servers: each names its own
+# database and Redis db (the test database is "test_<name>").
+PG_DB="${FLEET_PG_DB:-fleet}"
+REDIS_DB="${FLEET_REDIS_DB:-0}"
 
 log() { echo "services: $*" >&2; }
 
@@ -50,8 +54,8 @@ up() {
       --daemonize yes --logfile "$STATE/redis.log" --pidfile "$STATE/redis.pid"
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
-  echo "export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/fleet"
-  echo "export CELERY_BROKER_URL=redis://127.0.0.1:$REDIS_PORT/0"
+  echo "export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"
+  echo "export CELERY_BROKER_URL=redis://127.0.0.1:$REDIS_PORT/$REDIS_DB"
 }
 
 down() {

@@ -1,7 +1,13 @@
-"""One error shape for the API, and audit of refused requests.
+"""One error shape for the API, the one table from error codes to HTTP statuses, and
+audit of refused requests.
 
-Django ``ValidationError`` (raised by model validation inside services) becomes a
-400 with field messages, like DRF's own; 401 and 403 are recorded in the audit log.
+Domain errors (:class:`~fleet.core.errors.FleetError`) carry a code and know nothing
+of HTTP; :data:`HTTP_STATUS` maps their keys (``<domain>.<code>``, or a domain's
+``<domain>.*`` default) to a status here, once. The body is always
+``{"detail": message, "code": key}``, plus ``{field: [message]}`` when the error names
+the input at fault, as DRF's own validation errors do. Django ``ValidationError``
+(raised by model validation inside services) becomes a 400 with field messages; 401
+and 403 are recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -14,6 +20,44 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from fleet.audit import services as audit
+from fleet.core.errors import FleetError
+
+# Error key -> HTTP status. A key the table does not name takes its domain's ``*``
+# entry; an error of a domain without one is a 500 (and a bug to fix here).
+HTTP_STATUS: dict[str, int] = {
+    # Rendering refused or failed: the repository's content is at fault.
+    "render.*": 400,
+    # Git operations on a cluster's repository.
+    "gitops.bad-input": 400,
+    "gitops.busy": 409,
+    "gitops.dirty": 409,
+    "gitops.git": 502,
+    # The policy gate: bad policies or input are the caller's to fix; an engine that
+    # cannot answer is ours.
+    "policy.*": 400,
+    "policy.engine": 503,
+    # Rollouts: most refusals are a state that does not allow the request.
+    "rollout.*": 409,
+    "rollout.invalid": 400,
+    "rollout.forbidden": 403,
+    # A cluster that answered badly, or not at all.
+    "kube.*": 502,
+    "kube.timeout": 504,
+    # A tool the product needs is not installed.
+    "toolchain.*": 503,
+}
+
+
+def http_status(error: FleetError) -> int:
+    """The status an error answers with, from :data:`HTTP_STATUS`."""
+    return HTTP_STATUS.get(error.key) or HTTP_STATUS.get(f"{error.domain}.*", status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def error_response(error: FleetError) -> Response:
+    body: dict[str, object] = {"detail": str(error), "code": error.key}
+    if error.field:
+        body[error.field] = [str(error)]
+    return Response(body, status=http_status(error))
 
 
 def _audit_refusal(exc: Exception, context: dict) -> None:
@@ -32,6 +76,8 @@ def _audit_refusal(exc: Exception, context: dict) -> None:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, FleetError):
+        return error_response(exc)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail)
