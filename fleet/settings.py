@@ -80,9 +80,6 @@ FLEET_RENDER_MAX_OUTPUT_BYTES = env.int("FLEET_RENDER_MAX_OUTPUT_BYTES", 32 * 10
 FLEET_RENDER_MAX_OBJECTS = env.int("FLEET_RENDER_MAX_OBJECTS", 5_000, minimum=1)
 FLEET_RENDER_ALLOW_REMOTE_BASES = env.bool("FLEET_RENDER_ALLOW_REMOTE_BASES", False)
 
-# Kubeconfig files may only be read (with the files they reference) inside these directories.
-FLEET_KUBECONFIG_DIRS: list[str] = env.list("FLEET_KUBECONFIG_DIRS", [])
-
 # The policy engine: in-process Rego (embedded default) or an OPA server.
 FLEET_POLICY_ENGINE = env.choice("FLEET_POLICY_ENGINE", "regopy", ("regopy", "opa"))
 FLEET_OPA_URL = env.str("FLEET_OPA_URL", "http://127.0.0.1:8181")

@@ -1,12 +1,49 @@
+"""The project's routes: each package's API registered on one router (as NetBox's
+project urls include every app's), the admin, and the console.
+
+This module sits at the top of the layers: it imports the packages' ``api`` modules,
+and no package imports it.
+"""
+
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from rest_framework.routers import DefaultRouter
+
+from fleet.api.schema import DocsView, SchemaView
+from fleet.api.viewsets import READ_ROLES
+from fleet.audit.api import AuditEventViewSet
+from fleet.gitops.api import ClusterRepoViewSet, RepositoryCredentialViewSet
+from fleet.inventory.api import ChannelViewSet, ClusterViewSet, ReleaseViewSet
+from fleet.policy.api import EvaluateView, PolicyDecisionViewSet, PolicySetViewSet, WaiverViewSet
+from fleet.rollouts.api import RolloutViewSet, StrategyTemplateViewSet
 
 admin.site.site_header = "Fleet control plane"
 admin.site.site_title = "Fleet"
 
+router = DefaultRouter()
+router.register("clusters", ClusterViewSet)
+router.register("channels", ChannelViewSet)
+router.register("releases", ReleaseViewSet)
+router.register("audit", AuditEventViewSet)
+router.register("rollouts", RolloutViewSet, basename="rollout")
+router.register("strategy-templates", StrategyTemplateViewSet)
+router.register("policy/sets", PolicySetViewSet)
+router.register("policy/waivers", WaiverViewSet)
+router.register("policy/decisions", PolicyDecisionViewSet)
+router.register("gitops", ClusterRepoViewSet, basename="gitops")
+router.register("repository-credentials", RepositoryCredentialViewSet)
+router.APIRootView.required_roles = READ_ROLES
+
+api_urls = [
+    path("policy/evaluate", EvaluateView.as_view(), name="policy-evaluate"),
+    path("", include(router.urls)),
+    path("schema/", SchemaView.as_view(), name="schema"),
+    path("docs/", DocsView.as_view(url_name="schema"), name="docs"),
+]
+
 urlpatterns = [
-    path("api/v1/", include("fleet.api.urls")),
+    path("api/v1/", include(api_urls)),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

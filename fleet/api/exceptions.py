@@ -43,6 +43,10 @@ HTTP_STATUS: dict[str, int] = {
     # A cluster that answered badly, or not at all.
     "kube.*": 502,
     "kube.timeout": 504,
+    # Malformed input in the ground pieces: labels and selectors, YAML files, credentials.
+    "labels.*": 400,
+    "yaml.*": 400,
+    "inventory.*": 400,
     # A tool the product needs is not installed.
     "toolchain.*": 503,
 }

@@ -15,12 +15,16 @@ from typing import Any
 from django.db import models
 
 from fleet.audit.context import SOURCES
+from fleet.core.errors import FleetError
 
 GENESIS_HASH = "0" * 64
 
 
-class AppendOnlyError(Exception):
+class AppendOnlyError(FleetError):
     """Raised on any attempt to change or remove an audit event."""
+
+    domain = "audit"
+    code = "append-only"
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -11,9 +11,14 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from fleet.core.errors import FleetError
 
-class DecryptionError(Exception):
+
+class DecryptionError(FleetError):
     """The stored secret cannot be read with any configured key."""
+
+    domain = "crypto"
+    code = "undecryptable"
 
 
 @lru_cache(maxsize=4)

@@ -3,8 +3,9 @@
 Every domain raises a subclass of :class:`FleetError` with a stable ``code`` that says
 which case it is (``busy``, ``timeout``, ``no-kustomization``…) within its ``domain``
 (``gitops``, ``kube``, ``render``…); ``key`` (``gitops.busy``) names the case across the
-product. Callers branch on codes, never on messages. The message is safe to show: it
-names the cluster, file or object concerned and never a secret. ``field`` points at the
+product. Callers branch on codes, never on messages. ``message`` says what went wrong
+and ``str()`` puts it after where (the cluster, file or object concerned, from
+:meth:`where`); both are safe to show and never carry a secret. ``field`` points at the
 input that was wrong, where one was (``waves[1].max_parallel``); ``detail`` holds
 structured, equally safe facts for records and API bodies.
 
@@ -32,6 +33,14 @@ class FleetError(Exception):
         self.field = field
         self.detail: dict[str, Any] = dict(detail or {})
         super().__init__(message)
+
+    def where(self) -> str:
+        """Where it went wrong (``cluster prod-1``, ``policies/a.rego:3``); subclasses say."""
+        return ""
+
+    def __str__(self) -> str:
+        where = self.where()
+        return f"{where}: {self.message}" if where else self.message
 
     @property
     def key(self) -> str:

@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import In
 
+from fleet.core.errors import FleetError
+
 _NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
 _NAME_RE = re.compile(rf"^{_NAME}$")
 _VALUE_RE = re.compile(rf"^({_NAME})?$")
@@ -23,8 +25,11 @@ _PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 MAX_LABELS = 64
 
 
-class LabelError(ValueError):
+class LabelError(FleetError):
     """A label or selector is not valid Kubernetes syntax; the message says why."""
+
+    domain = "labels"
+    code = "invalid"
 
 
 def label_key_error(key: str) -> str | None:

@@ -8,15 +8,23 @@ from typing import Any
 
 import yaml
 
+from fleet.core.errors import FleetError
+
 Path_ = tuple[str | int, ...]
 
 
-class YamlFileError(ValueError):
+class YamlFileError(FleetError):
     """A problem in a YAML file, located as ``file:line: message``."""
 
+    domain = "yaml"
+    code = "invalid"
+
     def __init__(self, file: Path | str, line: int | None, message: str):
-        self.file, self.line, self.message = str(file), line, message
-        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
+        self.file, self.line = str(file), line
+        super().__init__(message, detail={"file": str(file), "line": line})
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass

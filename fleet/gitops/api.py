@@ -2,7 +2,8 @@
 rendered manifests and deployment history; and the repository credentials.
 
 Each call is a thin wrapper over ``fleet.gitops.services`` (which audits the
-writes). They run synchronously: each is a local git operation on a reused clone
+writes); their errors (``GitOpsError``, ``RenderError``) answer through the API's one
+error table. They run synchronously: each is a local git operation on a reused clone
 plus one push, seconds at most; upgrades and deployments belong to rollouts.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,20 +23,8 @@ from fleet.api.viewsets import WRITE_ROLES, BaseModelViewSet
 from fleet.audit import services as audit
 from fleet.gitops import services
 from fleet.gitops.commits import Author
-from fleet.gitops.errors import BadInput, GitError, GitOpsError, WorkspaceBusy, WorkspaceDirty
 from fleet.gitops.models import RepositoryCredential
 from fleet.inventory.models import Cluster
-from fleet.render.errors import RenderError
-
-_STATUS = {BadInput: 400, WorkspaceBusy: 409, WorkspaceDirty: 409, GitError: 502}
-
-
-class GitOpsFailure(exceptions.APIException):
-    def __init__(self, error: Exception):
-        self.status_code = 400 if isinstance(error, RenderError) else next(
-            (code for kind, code in _STATUS.items() if isinstance(error, kind)), 500)
-        super().__init__(detail=str(error), code=getattr(error, "code", "gitops"))
-
 
 class ParamsSerializer(serializers.Serializer):
     """The shape of the parameters; their rules are ``ClusterParams.parse``'s."""
@@ -71,11 +60,6 @@ class ClusterRepoViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
     required_roles = WRITE_ROLES
     serializer_class = ConfigureSerializer
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, (GitOpsError, RenderError)):
-            exc = GitOpsFailure(exc)
-        return super().handle_exception(exc)
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from fleet.core.errors import FleetError
 
-class GitOpsError(Exception):
-    """A git operation could not be done; ``code`` classifies it for callers and the API."""
 
+class GitOpsError(FleetError):
+    """A git operation could not be done; ``code`` says which case."""
+
+    domain = "gitops"
     code = "gitops"
 
     def __init__(self, message: str, *, cluster: str = ""):
         self.cluster = cluster
-        super().__init__(f"cluster {cluster}: {message}" if cluster else message)
+        super().__init__(message, detail={"cluster": cluster} if cluster else None)
+
+    def where(self) -> str:
+        return f"cluster {self.cluster}" if self.cluster else ""
 
 
 class GitError(GitOpsError):

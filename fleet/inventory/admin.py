@@ -9,7 +9,8 @@ from django import forms
 from django.contrib import admin
 
 from fleet.audit.admin import AuditedAdminMixin
-from fleet.inventory.credentials import CredentialError, parse_credentials
+from fleet.inventory.credentials import parse_credentials
+from fleet.inventory.errors import CredentialError
 from fleet.inventory.models import Channel, Cluster, Release
 from fleet.inventory.services import credentials_differ
 

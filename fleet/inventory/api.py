@@ -14,7 +14,8 @@ from fleet.api.viewsets import BaseModelViewSet
 from fleet.core.labels import LabelError, parse_selector
 from fleet.inventory import services
 from fleet.inventory.choices import ClusterStatus
-from fleet.inventory.credentials import CredentialError, parse_credentials
+from fleet.inventory.credentials import parse_credentials
+from fleet.inventory.errors import CredentialError
 from fleet.inventory.models import Channel, Cluster, Release
 
 

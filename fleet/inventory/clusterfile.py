@@ -21,7 +21,8 @@ from typing import Any
 from django.conf import settings
 
 from fleet.core.yamlfile import LocatedDocument, YamlFileError, load_single_document
-from fleet.inventory.credentials import ClusterCredentials, CredentialError, parse_credentials
+from fleet.inventory.credentials import ClusterCredentials, parse_credentials
+from fleet.inventory.errors import CredentialError
 
 API_VERSION = "fleet/v1"
 # Where each model field lives in the file, for error locations.

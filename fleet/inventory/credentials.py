@@ -1,10 +1,9 @@
 """Cluster credentials: what may be stored, and its validation.
 
 Accepted: a bearer token, a client certificate and key, each with an optional CA
-bundle; or a kubeconfig whose user has no exec plugin or auth-provider (they run
-arbitrary commands on the control plane) and no file references (a stored
-credential must be self-contained). The object never shows its values in repr,
-errors or logs.
+bundle; or a kubeconfig that ``fleet.inventory.kubeconfig`` accepts (no exec plugin,
+auth-provider or file reference: a stored credential must be self-contained). The
+object never shows its values in repr, errors or logs.
 """
 
 from __future__ import annotations
@@ -13,22 +12,14 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from fleet.core import crypto
+from fleet.inventory.errors import CredentialError
+from fleet.inventory.kubeconfig import parse_kubeconfig
 
 MAX_CREDENTIAL_BYTES = 64 * 1024
-_FILE_KEYS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
-
-
-class CredentialError(ValueError):
-    """Invalid credentials; ``field`` names the offending key, the message never a value."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(message)
 
 
 @dataclass(frozen=True, repr=False)
@@ -84,7 +75,7 @@ def parse_credentials(data: object) -> ClusterCredentials:
         if creds.token or creds.client_cert_pem or creds.client_key_pem or creds.ca_pem:
             raise CredentialError("kubeconfig", "give either a kubeconfig or token/certificate "
                                   "fields, not both")
-        validate_kubeconfig(creds.kubeconfig)
+        parse_kubeconfig(creds.kubeconfig)
         return creds
     if creds.token and any(ch.isspace() for ch in creds.token):
         raise CredentialError("token", "token must not contain whitespace")
@@ -111,34 +102,3 @@ def _check_certificates(field: str, pem: str) -> None:
         x509.load_pem_x509_certificates(pem.encode())
     except ValueError:
         raise CredentialError(field, f"{field} is not a PEM certificate bundle") from None
-
-
-def validate_kubeconfig(text: str) -> dict[str, Any]:
-    """Parse a kubeconfig and refuse what would run commands or read local files."""
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise CredentialError("kubeconfig", f"kubeconfig is not valid YAML{where}") from None
-    if not isinstance(config, dict) or config.get("kind", "Config") != "Config":
-        raise CredentialError("kubeconfig", "kubeconfig must be a mapping of kind Config")
-    for section, inner in (("users", "user"), ("clusters", "cluster")):
-        for entry in config.get(section) or []:
-            body = (entry or {}).get(inner) or {}
-            name = (entry or {}).get("name", "?")
-            if inner == "user" and "exec" in body:
-                raise CredentialError("kubeconfig", f"kubeconfig user {name!r} uses an exec "
-                                      "plugin, which would run a command on the control plane")
-            if inner == "user" and "auth-provider" in body:
-                raise CredentialError("kubeconfig", f"kubeconfig user {name!r} uses an "
-                                      "auth-provider, which is not supported")
-            for key in _FILE_KEYS:
-                if key in body:
-                    raise CredentialError("kubeconfig", f"kubeconfig {inner} {name!r} refers to a "
-                                          f"local file ({key}); embed it as {key}-data instead")
-    contexts = config.get("contexts") or []
-    if not config.get("current-context") and len(contexts) != 1:
-        raise CredentialError("kubeconfig", "kubeconfig needs a current-context (or exactly "
-                              "one context)")
-    return config

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 
+from fleet.core.errors import FleetError
 from fleet.core.yamlfile import YamlFileError
 from fleet.inventory import services
 from fleet.inventory.api import ClusterSerializer
@@ -23,8 +24,11 @@ from fleet.inventory.clusterfile import ClusterFile, cluster_files, parse_cluste
 from fleet.inventory.models import Cluster
 
 
-class SyncError(Exception):
+class SyncError(FleetError):
     """Every problem found, one ``file:line: reason`` per line; nothing was changed."""
+
+    domain = "inventory"
+    code = "sync"
 
     def __init__(self, problems: list[str]):
         self.problems = problems

@@ -24,8 +24,8 @@ from fleet.kube.applyset import ApplySet, SetState, list_members, prune, read_pa
 from fleet.kube.client import APPLY_PATCH, KubeClient
 from fleet.kube.discovery import Resource
 from fleet.kube.errors import NotFound, Timeout, UnknownKind
-from fleet.kube.objects import (CRD_GROUP_KIND, NAMESPACE_GROUP_KIND, Manifest, ObjectRef, condition,
-                                crd_defines, is_first_phase, refs_of)
+from fleet.core.objects import Manifest, ObjectRef
+from fleet.kube.objects import CRD_GROUP_KIND, NAMESPACE_GROUP_KIND, condition, crd_defines, is_first_phase, refs_of
 from fleet.kube.pool import run_all, worker_pool
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping
 from fleet.kube import constants
 from fleet.kube.client import APPLY_PATCH, KubeClient
 from fleet.kube.errors import ConfigRefused, InvalidObject, NotFound, UnknownKind
-from fleet.kube.objects import Manifest, ObjectRef, is_first_phase
+from fleet.core.objects import Manifest, ObjectRef
+from fleet.kube.objects import is_first_phase
 from fleet.kube.pool import run_all
 
 PART_OF = "applyset.kubernetes.io/part-of"

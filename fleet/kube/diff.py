@@ -29,7 +29,7 @@ from fleet.kube.applyset import ApplySet, SetState, list_members, read_parent
 from fleet.kube.apply import Item, plan
 from fleet.kube.client import KubeClient
 from fleet.kube.errors import NotFound
-from fleet.kube.objects import Manifest, ObjectRef
+from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube.pool import run_all, worker_pool
 
 IGNORED_METADATA = frozenset({"managedFields", "resourceVersion", "uid", "generation",

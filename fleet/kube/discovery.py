@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.kube.constants import DISCOVERY_TTL
 from fleet.kube.errors import NotFound, UnknownKind
-from fleet.kube.objects import ObjectRef
+from fleet.core.objects import ObjectRef
 
 if TYPE_CHECKING:
     from fleet.kube.client import KubeClient

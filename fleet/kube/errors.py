@@ -1,9 +1,10 @@
 """One exception hierarchy for everything that can go wrong talking to a cluster.
 
-Each class carries an ``outcome`` code that callers (rollouts, drift, the probe) store
-and branch on, and a message that names the cluster and, where there is one, the
-object (``Kind namespace/name``). Messages come from the API server's ``Status`` or
-from the transport, never from the request: tokens and keys cannot leak into them.
+Each class carries a ``code`` (domain ``kube``) that callers (rollouts, drift, the
+probe) store and branch on, and a message that names the cluster and, where there is
+one, the object (``Kind.group namespace/name``). Messages come from the API server's
+``Status`` or from the transport, never from the request: tokens and keys cannot leak
+into them.
 """
 
 from __future__ import annotations
@@ -11,83 +12,82 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-from typing import Any, ClassVar
+from typing import Any
 
 import urllib3.exceptions
 
+from fleet.core.errors import FleetError
 
-class KubeError(Exception):
-    """Base class; ``outcome`` is the stable code, ``str()`` the human message."""
 
-    outcome: ClassVar[str] = "error"
+class KubeError(FleetError):
+    """Base class; ``code`` is the stable case, ``str()`` the message with its cluster
+    and object, ``message`` the API server's (or transport's) words alone."""
+
+    domain = "kube"
+    code = "error"
 
     def __init__(self, message: str, *, cluster: str = "", obj: object | None = None,
                  status: int | None = None):
-        self.message = message
         self.cluster = cluster
         self.obj = obj
         self.status = status
         self.failures: list[KubeError] = [self]
-        super().__init__(self._render())
+        super().__init__(message, detail={"cluster": cluster,
+                                          "object": str(obj) if obj is not None else None})
 
-    def _render(self) -> str:
-        where = [part for part in (f"cluster {self.cluster}" if self.cluster else "",
-                                   str(self.obj) if self.obj is not None else "") if part]
-        return f"{', '.join(where)}: {self.message}" if where else self.message
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "message": str(self), "cluster": self.cluster,
-                "object": str(self.obj) if self.obj is not None else None}
+    def where(self) -> str:
+        return ", ".join(part for part in (f"cluster {self.cluster}" if self.cluster else "",
+                                           str(self.obj) if self.obj is not None else "") if part)
 
 
 class Unreachable(KubeError):
-    outcome = "unreachable"
+    code = "unreachable"
 
 
 class TLSVerificationFailed(KubeError):
     """The server's certificate does not chain to the CA we hold (or TLS failed)."""
 
-    outcome = "tls"
+    code = "tls"
 
 
 class Unauthorized(KubeError):
-    outcome = "unauthorized"
+    code = "unauthorized"
 
 
 class Forbidden(KubeError):
-    outcome = "forbidden"
+    code = "forbidden"
 
 
 class FieldConflict(KubeError):
     """Another field manager owns fields we set; re-apply with force to take them."""
 
-    outcome = "conflict"
+    code = "conflict"
 
 
 class InvalidObject(KubeError):
     """The object is malformed (ours) or rejected by the API server (its message)."""
 
-    outcome = "invalid"
+    code = "invalid"
 
 
 class UnknownKind(KubeError):
     """The cluster serves no such kind: a missing CRD or a wrong apiVersion."""
 
-    outcome = "unknown_kind"
+    code = "unknown_kind"
 
 
 class Timeout(KubeError):
-    outcome = "timeout"
+    code = "timeout"
 
 
 class NotFound(KubeError):
-    outcome = "not_found"
+    code = "not_found"
 
 
 class ConfigRefused(KubeError):
     """Credentials or a kubeconfig we refuse to use (exec plugins, foreign files)."""
 
-    outcome = "config"
+    code = "config"
 
 
 def from_response(status: int, body: bytes, *, cluster: str, obj: object | None) -> KubeError:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Mapping
 from fleet.kube import constants
 from fleet.kube.client import KubeClient
 from fleet.kube.errors import NotFound, Timeout
-from fleet.kube.objects import ObjectRef, condition
+from fleet.core.objects import ObjectRef
+from fleet.kube.objects import condition
 from fleet.kube.pool import run_all, worker_pool
 
 Verdict = tuple[bool | None, str, bool]  # (healthy, reason, terminal)

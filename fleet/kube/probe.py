@@ -36,5 +36,5 @@ def probe(client: KubeClient) -> ProbeResult:
         latency = round((time.perf_counter() - start) * 1000, 1)
         client.get("/api/v1/namespaces", query={"limit": 1})
     except KubeError as exc:
-        return ProbeResult(False, version, latency, exc.outcome, str(exc))
+        return ProbeResult(False, version, latency, exc.code, str(exc))
     return ProbeResult(True, version, latency, "ok", "")

@@ -23,7 +23,7 @@ from fleet.kube.client import client_for
 from fleet.kube.diff import DiffReport, diff_set
 from fleet.kube.errors import KubeError
 from fleet.kube.health import HealthReport, wait_healthy
-from fleet.kube.objects import Manifest, ObjectRef
+from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube.probe import ProbeResult, probe
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ def probe_cluster(cluster: Cluster) -> ProbeResult:
     try:
         result = probe(client_for(cluster))
     except KubeError as exc:  # refused credentials: no request was made
-        result = ProbeResult(False, "", None, exc.outcome, str(exc))
+        result = ProbeResult(False, "", None, exc.code, str(exc))
     record_probe(cluster, result)
     return result
 

@@ -13,7 +13,7 @@ import django_filters
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -168,16 +168,15 @@ class EvaluateView(APIView):
         serializer = EvaluateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         attrs = serializer.validated_data
-        try:
-            objects, content_hash = (attrs["manifests"], "") if "manifests" in attrs else \
-                render_git(attrs["repo"], attrs["ref"], attrs["path"])
-            verdict, decision = services.evaluate(
-                objects, cluster=attrs.get("cluster"), labels=attrs.get("labels"),
-                release=attrs.get("release"), release_from=attrs.get("release_from"),
-                deployed=attrs.get("deployed"), policy_sets=attrs.get("policy_sets"),
-                source=DecisionSource.API)
-        except PolicyError as exc:
-            return Response({"detail": str(exc), "error": exc.as_dict()}, status=status.HTTP_400_BAD_REQUEST)
+        # A PolicyError here is bad input (a render that failed, not a list of objects):
+        # the API's error table answers it.
+        objects, content_hash = (attrs["manifests"], "") if "manifests" in attrs else \
+            render_git(attrs["repo"], attrs["ref"], attrs["path"])
+        verdict, decision = services.evaluate(
+            objects, cluster=attrs.get("cluster"), labels=attrs.get("labels"),
+            release=attrs.get("release"), release_from=attrs.get("release_from"),
+            deployed=attrs.get("deployed"), policy_sets=attrs.get("policy_sets"),
+            source=DecisionSource.API)
         body = {**verdict.as_dict(), "decision": decision.pk, "object_count": len(objects)}
         if content_hash:
             body["content_hash"] = content_hash

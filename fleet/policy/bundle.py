@@ -102,7 +102,7 @@ def read_directory(path: Path) -> dict[str, str]:
     if path.is_file():
         return {path.name: path.read_text()}
     if not path.is_dir():
-        raise PolicyError("no such policy file or directory", kind="input", file=str(path))
+        raise PolicyError("no such policy file or directory", code="input", file=str(path))
     files = {
         str(file.relative_to(path)): file.read_text()
         for pattern in ("*.rego", "*.yaml", "*.yml")
@@ -112,7 +112,7 @@ def read_directory(path: Path) -> dict[str, str]:
     }
     if len(files) > MAX_FILES:
         raise PolicyError(f"{len(files)} files; a bundle holds at most {MAX_FILES}",
-                          kind="input", file=str(path))
+                          code="input", file=str(path))
     return files
 
 
@@ -160,7 +160,7 @@ def _yaml_documents(name: str, text: str) -> list[tuple[dict, dict[str, int]]]:
         offsets = _block_offsets(text) if any(gatekeeper.is_template(d) for d in docs) else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise PolicyError(f"invalid YAML: {getattr(exc, 'problem', exc)}", kind="input", file=name,
+        raise PolicyError(f"invalid YAML: {getattr(exc, 'problem', exc)}", code="input", file=name,
                           line=mark.line + 1 if mark else None) from None
     return [(doc, offsets) for doc in docs]
 
@@ -181,7 +181,7 @@ def load_bundle(files: Mapping[str, str]) -> Bundle:
                 template = gatekeeper.parse_template(doc, name)
                 if template.kind in templates:
                     raise PolicyError(f"ConstraintTemplate kind {template.kind} is defined twice",
-                                      kind="template", file=name)
+                                      code="template", file=name)
                 templates[template.kind] = template
                 for index, source in enumerate((template.rego, *template.libs)):
                     modules.append(_module(
@@ -195,7 +195,7 @@ def load_bundle(files: Mapping[str, str]) -> Bundle:
         other = packages.setdefault(module.package, module)
         if other is not module and (module.scope == "gatekeeper" or other.scope == "gatekeeper"):
             raise PolicyError(f"package {module.package} is also defined by {other.file}; "
-                              "a template's package must be its own", kind="template", file=module.file)
+                              "a template's package must be its own", code="template", file=module.file)
     constraints = tuple(gatekeeper.parse_constraint(doc, name, templates)
                         for name, doc in constraint_docs)
     template_packages = {

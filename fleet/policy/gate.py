@@ -25,7 +25,8 @@ from fleet.policy.bundle import Bundle
 from fleet.policy.choices import Enforcement, Mode, Severity
 from fleet.policy.engines.base import SET_INDEX, Engine, Hit
 from fleet.policy.errors import PolicyError
-from fleet.policy.inputs import EvaluationInput, ref_string
+from fleet.core.objects import ObjectRef
+from fleet.policy.inputs import EvaluationInput
 
 logger = logging.getLogger(__name__)
 _EFFECT = {"deny": Enforcement.DENY, "violation": Enforcement.DENY, "warn": Enforcement.WARN,
@@ -129,7 +130,7 @@ def _message(value: Any) -> tuple[str, Any]:
 
 def _finding(spec: PolicySetSpec, hit: Hit, data: EvaluationInput) -> Violation:
     bundle = spec.bundle
-    obj = "" if hit.index == SET_INDEX else ref_string(data.objects[hit.index])
+    obj = "" if hit.index == SET_INDEX else ObjectRef.of(data.objects[hit.index]).path
     message, details = _message(hit.value)
     if hit.source.startswith("gk::"):
         constraint = bundle.constraints[int(hit.source[4:])]
@@ -173,7 +174,7 @@ def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine,
     except Exception as exc:  # the gate must answer; an engine bug becomes a reasoned deny
         logger.exception("policy set %s: unexpected engine failure", spec.name)
         outcome.error, findings = PolicyError(f"internal error in the {engine.name} engine: {exc}",
-                                              kind="engine").as_dict(), []
+                                              code="engine").as_dict(), []
     outcome.failed_open = bool(outcome.error) and spec.fail_open
     outcome.elapsed_ms = (time.perf_counter() - started) * 1000
     return findings, outcome

@@ -62,7 +62,7 @@ def parse_template(doc: Mapping[str, Any], path: str) -> Template:
     kind = (((spec.get("crd") or {}).get("spec") or {}).get("names") or {}).get("kind")
     if not kind:
         raise PolicyError(f"ConstraintTemplate {name}: spec.crd.spec.names.kind is missing",
-                          kind="template", file=path)
+                          code="template", file=path)
     for target in spec.get("targets") or []:
         if target.get("target") != TARGET:
             continue
@@ -75,7 +75,7 @@ def parse_template(doc: Mapping[str, Any], path: str) -> Template:
             return Template(kind=kind, rego=rego, libs=tuple(libs), path=path)
     raise PolicyError(f"ConstraintTemplate {name}: no Rego for target {TARGET} "
                       "(expected spec.targets[].rego or code[engine=Rego])",
-                      kind="template", file=path)
+                      code="template", file=path)
 
 
 def parse_constraint(doc: Mapping[str, Any], path: str, templates: Mapping[str, Template]) -> Constraint:
@@ -83,12 +83,12 @@ def parse_constraint(doc: Mapping[str, Any], path: str, templates: Mapping[str, 
     name = (doc.get("metadata") or {}).get("name", "")
     if kind not in templates:
         raise PolicyError(f"constraint {kind}/{name}: no ConstraintTemplate defines kind {kind!r}",
-                          kind="constraint", file=path)
+                          code="constraint", file=path)
     spec = doc.get("spec") or {}
     action = spec.get("enforcementAction", "deny") or "deny"
     if action not in ENFORCEMENT_ACTIONS:
         raise PolicyError(f"constraint {kind}/{name}: enforcementAction {action!r} is not one of "
-                          + ", ".join(ENFORCEMENT_ACTIONS), kind="constraint", file=path)
+                          + ", ".join(ENFORCEMENT_ACTIONS), code="constraint", file=path)
     return Constraint(kind=kind, name=name, match=spec.get("match") or {},
                       parameters=spec.get("parameters") or {}, enforcement_action=action, path=path)
 

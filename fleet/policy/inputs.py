@@ -21,42 +21,22 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from fleet.core.objects import ObjectRef, invalid_reason
 from fleet.policy.errors import PolicyError
 
 MAX_OBJECTS = 20_000
 SET_INPUT_KEYS = ("objects", "cluster", "release", "change")
 
 
-def object_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    """Identity of an object across versions: API group, kind, namespace, name."""
-    meta = obj.get("metadata") or {}
-    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
-    return group, str(obj.get("kind", "")), str(meta.get("namespace", "") or ""), str(meta.get("name", ""))
-
-
-def object_ref(obj: Mapping[str, Any]) -> dict[str, str]:
-    meta = obj.get("metadata") or {}
-    return {"apiVersion": str(obj.get("apiVersion", "")), "kind": str(obj.get("kind", "")),
-            "namespace": str(meta.get("namespace", "") or ""), "name": str(meta.get("name", ""))}
-
-
-def ref_string(obj: Mapping[str, Any]) -> str:
-    """``Kind/namespace/name``, or ``Kind/name`` for cluster-scoped objects; what waiver
-    object patterns match against."""
-    _, kind, namespace, name = object_key(obj)
-    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
-
-
 def check_objects(objects: object, what: str = "objects") -> list[dict[str, Any]]:
     if not isinstance(objects, list):
-        raise PolicyError(f"{what} must be a list of Kubernetes objects", kind="input")
+        raise PolicyError(f"{what} must be a list of Kubernetes objects", code="input")
     if len(objects) > MAX_OBJECTS:
-        raise PolicyError(f"{what}: at most {MAX_OBJECTS} objects, got {len(objects)}", kind="input")
+        raise PolicyError(f"{what}: at most {MAX_OBJECTS} objects, got {len(objects)}", code="input")
     for index, obj in enumerate(objects):
-        if not isinstance(obj, dict) or not obj.get("kind") or not isinstance(obj.get("metadata"), dict) \
-                or not obj["metadata"].get("name"):
-            raise PolicyError(f"{what}[{index}] is not a Kubernetes object (needs kind and "
-                              "metadata.name)", kind="input")
+        reason = invalid_reason(obj, index)
+        if reason:
+            raise PolicyError(f"{what}: {reason}", code="input")
     return objects
 
 
@@ -95,17 +75,18 @@ def build_input(objects: list[dict[str, Any]], *, cluster: Mapping[str, Any] | N
     """Assemble the evaluation input; ``deployed`` (what runs now) gives the change."""
     objects = check_objects(objects)
     cluster_doc = {"name": "", "labels": {}, "channel": "", **(cluster or {})}
-    previous = {object_key(o): o for o in check_objects(list(deployed or []), "deployed")}
-    current = {object_key(o) for o in objects}
+    previous = {ObjectRef.of(o).key: o for o in check_objects(list(deployed or []), "deployed")}
+    refs = [ObjectRef.of(obj) for obj in objects]
     added, changed, old = [], [], []
-    for obj in objects:
-        before = previous.get(object_key(obj))
+    for obj, ref in zip(objects, refs):
+        before = previous.get(ref.key)
         old.append(before)
         if before is None:
-            added.append(object_ref(obj))
+            added.append(ref.as_input())
         elif before != obj:
-            changed.append(object_ref(obj))
-    removed = [object_ref(o) for key, o in previous.items() if key not in current]
+            changed.append(ref.as_input())
+    current = {ref.key for ref in refs}
+    removed = [ObjectRef.of(o).as_input() for key, o in previous.items() if key not in current]
     return EvaluationInput(
         objects=objects, cluster=cluster_doc,
         release={"from": dict(release_from) if release_from else None,

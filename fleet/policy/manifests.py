@@ -2,7 +2,7 @@
 
 Rendering belongs to ``fleet.render`` (kustomize or plain YAML, validated and hashed)
 so the gate in CI judges exactly what the pipeline would apply. Its errors become
-PolicyError(kind="input"), naming the file.
+PolicyError(code="input"), naming the file.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fleet.policy.errors import PolicyError
 
 
 def _render_error(exc: Exception) -> PolicyError:
-    return PolicyError(str(exc), kind="input", file=getattr(exc, "path", "") or "")
+    return PolicyError(str(exc), code="input", file=getattr(exc, "path", "") or "")
 
 
 def parse_manifests(text: str, source: str = "manifests") -> list[dict[str, Any]]:
@@ -49,16 +49,16 @@ def render_git(repo_url: str, ref: str, path: str) -> tuple[list[dict[str, Any]]
         from fleet.render.services import render_ref
     except ImportError:
         raise PolicyError("rendering from git is not available in this deployment",
-                          kind="input") from None
+                          code="input") from None
     from fleet.render.errors import RenderError
 
     try:
         result = render_ref(repo_url, ref, path)
     except ImportError:  # render_ref imports the git mirror lazily
         raise PolicyError("rendering from git is not available in this deployment",
-                          kind="input") from None
+                          code="input") from None
     except RenderError as exc:
         raise _render_error(exc) from None
     except Exception as exc:  # git failures come in many types; the caller needs a reason
-        raise PolicyError(f"cannot render {repo_url}@{ref}:{path or '.'}: {exc}", kind="input") from None
+        raise PolicyError(f"cannot render {repo_url}@{ref}:{path or '.'}: {exc}", code="input") from None
     return result.objects, result.content_hash

@@ -18,11 +18,9 @@ def human(verdict: Verdict) -> str:
         where = v.object or "(release)"
         waived = f" [waiver {v.waiver}]" if v.waiver else ""
         lines.append(f"{_MARK[Enforcement(v.enforcement)]:8} {where}  {v.rule}  {v.message}{waived}")
-    for error in verdict.errors:
-        where = f"{error['file']}:{error['line']}" if error.get("line") else error.get("file") or ""
+    for error in verdict.errors:  # the message already says where (file:line)
         state = "failed open" if error["failed_open"] else "blocks"
-        lines.append(f"ERROR    set {error['policy_set']} ({state}): {where + ': ' if where else ''}"
-                     f"{error['message']}")
+        lines.append(f"ERROR    set {error['policy_set']} ({state}): {error['message']}")
     counts = verdict.counts()
     lines.append(f"{'ALLOWED' if verdict.allowed else 'DENIED'}: {counts['deny']} denied, {counts['warn']} "
                  f"warnings, {counts['waived']} waived, {counts['dryrun']} dry-run, "
@@ -54,7 +52,7 @@ def junit(verdict: Verdict) -> str:
             errors += 1
             case = ET.SubElement(suite, "testcase", classname=outcome.name, name="evaluation")
             ET.SubElement(case, "error", message=outcome.error["message"],
-                          type=outcome.error["kind"]).text = json.dumps(outcome.error)
+                          type=outcome.error["code"]).text = json.dumps(outcome.error)
         if not findings and not outcome.error:
             ET.SubElement(suite, "testcase", classname=outcome.name, name="all objects")
         suite.set("tests", str(max(len(findings) + errors, 1)))

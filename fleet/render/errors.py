@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from fleet.core.errors import FleetError
 
-class RenderError(ValueError):
+
+class RenderError(FleetError):
     """Rendering was refused or failed.
 
     ``code`` says which rule refused it (``path-escape``, ``symlink``, ``plugin``,
     ``remote-base``, ``too-large``, ``timeout``, ``kustomize``, ``invalid-object``,
-    ``duplicate``, ``parse``, ``no-kustomization``), so callers and tests tell the cases apart without
-    parsing messages; ``path`` is repo-relative, never an absolute host path.
+    ``duplicate``, ``parse``, ``no-kustomization``, ``missing``), so callers and tests
+    tell the cases apart without parsing messages; ``path`` is repo-relative, never an
+    absolute host path.
     """
 
+    domain = "render"
+
     def __init__(self, message: str, *, code: str, path: str = ""):
-        self.code, self.path = code, path
-        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        super().__init__(message, code=code, detail={"path": path} if path else None)
+
+    def where(self) -> str:
+        return self.path

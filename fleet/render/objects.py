@@ -15,9 +15,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from fleet.core.objects import ObjectRef, invalid_reason
 from fleet.render.errors import RenderError
-
-Identity = tuple[str, str, str, str]
 
 
 def parse_stream(text: str, source: str) -> list[Any]:
@@ -31,15 +30,8 @@ def parse_stream(text: str, source: str) -> list[Any]:
                           path=source) from None
 
 
-def identity(obj: dict[str, Any]) -> Identity:
-    group = obj["apiVersion"].rpartition("/")[0]
-    metadata = obj["metadata"]
-    return group, obj["kind"], metadata.get("namespace") or "", metadata["name"]
-
-
-def describe(key: Identity) -> str:
-    group, kind, namespace, name = key
-    return f"{kind}{'.' + group if group else ''} {namespace + '/' if namespace else ''}{name}"
+def _key(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    return ObjectRef.of(obj).key
 
 
 def validate(documents: Iterable[tuple[str, Any]], max_objects: int) -> list[dict[str, Any]]:
@@ -48,38 +40,24 @@ def validate(documents: Iterable[tuple[str, Any]], max_objects: int) -> list[dic
     The order is kept (kustomize already puts namespaces and CRDs first, as an apply
     needs); only the hash is order-independent.
     """
-    seen: dict[Identity, str] = {}
+    seen: dict[tuple[str, str, str, str], str] = {}
     objects: list[dict[str, Any]] = []
     for source, obj in documents:
-        _check_shape(obj, source)
-        key = identity(obj)
-        if key in seen:
-            raise RenderError(f"duplicate object {describe(key)} (also in {seen[key]})",
-                              code="duplicate", path=source)
-        seen[key] = source
+        reason = invalid_reason(obj)
+        if reason:
+            raise RenderError(reason, code="invalid-object", path=source)
+        ref = ObjectRef.of(obj)
+        if ref.key in seen:
+            raise RenderError(f"duplicate object {ref} (also in {seen[ref.key]})", code="duplicate",
+                              path=source)
+        seen[ref.key] = source
         objects.append(obj)
         if len(objects) > max_objects:
             raise RenderError(f"more than {max_objects} objects", code="too-large")
     return objects
 
 
-def _check_shape(obj: Any, source: str) -> None:
-    if not isinstance(obj, dict):
-        raise RenderError("each document must be a mapping (a Kubernetes object)",
-                          code="invalid-object", path=source)
-    metadata = obj.get("metadata")
-    missing = [field for field, value in (("apiVersion", obj.get("apiVersion")),
-                                          ("kind", obj.get("kind")))
-               if not isinstance(value, str) or not value]
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) \
-            or not metadata["name"]:
-        missing.append("metadata.name")
-    if missing:
-        label = f"{obj.get('kind') or 'object'}"
-        raise RenderError(f"{label} lacks {', '.join(missing)}", code="invalid-object", path=source)
-
-
 def content_hash(objects: list[dict[str, Any]]) -> str:
-    canonical = json.dumps(sorted(objects, key=identity), sort_keys=True, separators=(",", ":"),
+    canonical = json.dumps(sorted(objects, key=_key), sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

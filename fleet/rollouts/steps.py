@@ -17,7 +17,8 @@ from fleet.inventory.models import Cluster, Release
 from fleet.kube import services as kube
 from fleet.kube.diff import DiffReport
 from fleet.kube.errors import KubeError
-from fleet.kube.objects import ObjectRef, ref_of
+from fleet.core.objects import ObjectRef
+from fleet.kube.objects import ref_of
 from fleet.policy import services as policy
 from fleet.policy.choices import DecisionSource
 from fleet.policy.errors import PolicyError

@@ -113,7 +113,7 @@ def test_nothing_is_applied_when_the_dry_run_of_the_set_fails(kube, ns, applyset
     bad["spec"]["replicas"] = -1
     with pytest.raises(InvalidObject) as info:
         apply_set(kube, [namespace(ns), configmap(ns, "app"), bad], applyset=applyset)
-    assert info.value.outcome == "invalid"
+    assert info.value.code == "invalid"
     assert f"Deployment.apps {ns}/web" in str(info.value)
     assert "spec.replicas" in str(info.value)  # the API server's own message
     assert not exists(kube, cm_path(ns, "app"))

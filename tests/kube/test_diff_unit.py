@@ -6,7 +6,7 @@ import base64
 import pytest
 
 from fleet.kube.diff import compare, desired_view
-from fleet.kube.objects import ObjectRef
+from fleet.core.objects import ObjectRef
 
 pytestmark = pytest.mark.embedded
 

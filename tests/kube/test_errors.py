@@ -27,7 +27,7 @@ def test_unreachable(local_cluster):
     with connect(local_cluster, server=f"https://127.0.0.1:{closed_port()}") as client:
         with pytest.raises(Unreachable, match=f"cluster {local_cluster.name}: cannot connect") as info:
             client.get("/version")
-    assert info.value.outcome == "unreachable"
+    assert info.value.code == "unreachable"
 
 
 def test_a_server_that_never_answers_is_a_timeout(local_cluster):
@@ -37,21 +37,21 @@ def test_a_server_that_never_answers_is_a_timeout(local_cluster):
         with connect(local_cluster, server=f"https://127.0.0.1:{silent.getsockname()[1]}") as client:
             with pytest.raises(Timeout, match="did not answer in time") as info:
                 client.get("/version", timeout=(0.5, 0.5))
-    assert info.value.outcome == "timeout"
+    assert info.value.code == "timeout"
 
 
 def test_wrong_ca_is_a_tls_error(local_cluster):
     with connect(local_cluster, ca_pem=self_signed()[0]) as client:  # some other CA
         with pytest.raises(TLSVerificationFailed, match="does not match the cluster's CA") as info:
             client.get("/version")
-    assert info.value.outcome == "tls"
+    assert info.value.code == "tls"
 
 
 def test_bad_token_is_unauthorized_and_never_echoed(local_cluster, ns):
     with connect(local_cluster, token="not-a-real-token") as client:
         with pytest.raises(Unauthorized) as info:
             apply_set(client, [namespace(ns)])
-    assert info.value.outcome == "unauthorized"
+    assert info.value.code == "unauthorized"
     assert "not-a-real-token" not in str(info.value)
 
 
@@ -59,7 +59,7 @@ def test_viewer_without_rbac_is_forbidden(local_cluster, ns):
     with connect(local_cluster, token=local_cluster.viewer_token) as client:
         with pytest.raises(Forbidden) as info:
             apply_set(client, [namespace(ns)])
-    assert info.value.outcome == "forbidden"
+    assert info.value.code == "forbidden"
     assert f"cluster {local_cluster.name}" in str(info.value)
 
 
@@ -71,7 +71,7 @@ def test_field_conflict_with_another_manager_unless_forced(kube, ns, applyset):
     ours = [namespace(ns), configmap(ns, "shared", mode="ours")]
     with pytest.raises(FieldConflict, match=rf"ConfigMap {ns}/shared: .*conflict.*helm") as info:
         apply_set(kube, ours, applyset=applyset)
-    assert info.value.outcome == "conflict"
+    assert info.value.code == "conflict"
     assert kube.get(f"/api/v1/namespaces/{ns}/configmaps/shared")["data"] == {"mode": "theirs"}
     apply_set(kube, ours, applyset=applyset, force=True)
     assert kube.get(f"/api/v1/namespaces/{ns}/configmaps/shared")["data"] == {"mode": "ours"}
@@ -94,7 +94,7 @@ def test_unknown_kind_names_the_object(kube, ns, applyset):
               "metadata": {"name": "w", "namespace": ns}}
     with pytest.raises(UnknownKind, match=rf"Widget.nowhere.example.com {ns}/w: .*CustomResourceDefinition") as info:
         apply_set(kube, [namespace(ns), widget], applyset=applyset)
-    assert info.value.outcome == "unknown_kind"
+    assert info.value.code == "unknown_kind"
     core = {"apiVersion": "v1", "kind": "Gizmo", "metadata": {"name": "g"}}
     with pytest.raises(UnknownKind, match="serves no kind Gizmo in v1"):
         apply_set(kube, [core], applyset=applyset)

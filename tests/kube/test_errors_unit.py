@@ -28,6 +28,6 @@ def status(code: int, reason: str, message: str, causes=()) -> bytes:
 ])
 def test_statuses_map_to_outcomes(code, body, outcome):
     error = from_response(code, body, cluster="edge-1", obj="ConfigMap web/a")
-    assert error.outcome == outcome
+    assert error.code == outcome
     assert str(error).startswith("cluster edge-1, ConfigMap web/a: ")
-    assert error.as_dict()["outcome"] == outcome
+    assert error.as_dict()["code"] == f"kube.{outcome}"

@@ -7,7 +7,7 @@ import pytest
 from fleet.kube.apply import apply_set
 from fleet.kube.errors import Timeout
 from fleet.kube.health import wait_healthy
-from fleet.kube.objects import ObjectRef
+from fleet.core.objects import ObjectRef
 from tests.kube.manifests import configmap, crd, deployment, namespace
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -80,4 +80,4 @@ def test_unhealthy_objects_are_reported_at_the_deadline(kube, ns, applyset):
     assert "of 1" in unhealthy.reason
     with pytest.raises(Timeout, match=rf"Deployment.apps {ns}/stuck: not healthy after 3s") as info:
         report.raise_for_health()
-    assert info.value.outcome == "timeout"
+    assert info.value.code == "timeout"

@@ -3,7 +3,7 @@
 import pytest
 
 from fleet.kube.health import assess
-from fleet.kube.objects import ObjectRef
+from fleet.core.objects import ObjectRef
 
 pytestmark = pytest.mark.embedded
 

@@ -7,7 +7,8 @@ import pytest
 
 from fleet.kube.applyset import ApplySet, applyset_id, format_group_kind, parse_group_kind
 from fleet.kube.errors import InvalidObject
-from fleet.kube.objects import ObjectRef, is_first_phase, ref_of, refs_of
+from fleet.core.objects import ObjectRef
+from fleet.kube.objects import is_first_phase, ref_of, refs_of
 
 pytestmark = pytest.mark.embedded
 
@@ -33,7 +34,7 @@ def test_ref_of_reads_group_version_kind_namespace_name():
 def test_objects_missing_identity_are_named_in_the_error(obj, expected):
     with pytest.raises(InvalidObject, match=expected.replace("(", r"\(").replace(")", r"\)")) as info:
         ref_of(obj, position=3, cluster="edge-1")
-    assert info.value.outcome == "invalid"
+    assert info.value.code == "invalid"
     assert str(info.value).startswith("cluster edge-1: ")
 
 

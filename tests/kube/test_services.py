@@ -97,7 +97,7 @@ def test_apply_health_and_diff_of_an_inventory_cluster(local_cluster, ns):
     assert services.diff(cluster, objects, applyset=applyset).in_sync
     outcomes = services.for_each([cluster, inventory_cluster(local_cluster, token="nope")],
                                  lambda c: services.diff(c, objects, applyset=applyset))
-    assert [getattr(outcome, "outcome", "ok") for _, outcome in outcomes] == ["ok", "unauthorized"]
+    assert [getattr(outcome, "code", "ok") for _, outcome in outcomes] == ["ok", "unauthorized"]
 
 
 def test_inventory_clusters_sharing_a_server_do_not_prune_each_other(local_cluster, kube):

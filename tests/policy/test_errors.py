@@ -50,7 +50,7 @@ def test_invalid_rego_names_file_and_line(engine):
     verdict = evaluate(engine, {"ok.rego": "package ok\n", "bad.rego": "package x\n\ndeny if {\n  input.x ==\n}\n"})
     error = only_error(verdict)
     assert not verdict.allowed
-    assert (error["kind"], error["file"]) == ("syntax", "bad.rego")
+    assert (error["code"], error["file"]) == ("policy.syntax", "bad.rego")
     assert error["line"] in (4, 5)  # the dangling operator; OPA reports the token after it
 
 
@@ -63,7 +63,7 @@ def test_invalid_rego_in_a_template_points_into_the_yaml(engine):
 def test_template_without_rego_target():
     with pytest.raises(PolicyError) as caught:
         load_bundle({"t.yaml": TEMPLATE.format(target="audit.example.com")})
-    assert caught.value.kind == "template" and caught.value.file == "t.yaml"
+    assert caught.value.code == "template" and caught.value.file == "t.yaml"
     assert "no Rego for target admission.k8s.gatekeeper.sh" in caught.value.message
 
 
@@ -71,7 +71,7 @@ def test_constraint_naming_a_missing_template():
     constraint = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNope\nmetadata: {name: n}\n"
     with pytest.raises(PolicyError) as caught:
         load_bundle({"c.yaml": constraint})
-    assert (caught.value.kind, caught.value.file) == ("constraint", "c.yaml")
+    assert (caught.value.code, caught.value.file) == ("constraint", "c.yaml")
     assert "no ConstraintTemplate defines kind 'K8sNope'" in caught.value.message
 
 
@@ -91,21 +91,21 @@ def test_policy_failing_at_run_time(engine):
              "a_ok.rego": 'package ok\nimport rego.v1\n\ndeny contains "fine" if false\n'}
     verdict = evaluate(engine, files)
     error = only_error(verdict)
-    assert (error["kind"], error["file"]) == ("runtime", "rt.rego")
+    assert (error["code"], error["file"]) == ("policy.runtime", "rt.rego")
     assert not verdict.allowed
 
 
 def test_conflicting_rule_values_fail_at_run_time(engine):
     files = {"c.rego": "package c\nimport rego.v1\n\nx := 1 if input.kind\nx := 2 if input.kind\n"
                        "deny contains x if true\n"}
-    assert only_error(evaluate(engine, files))["kind"] == "runtime"
+    assert only_error(evaluate(engine, files))["code"] == "policy.runtime"
 
 
 def test_unreachable_opa_fails_closed():
     engine = OpaEngine(f"http://127.0.0.1:{free_port()}", timeout=1)
     verdict = evaluate(engine, {"ok.rego": "package ok\nimport rego.v1\ndeny contains 1 if false\n"})
     error = only_error(verdict)
-    assert not verdict.allowed and error["kind"] == "engine" and "cannot be reached" in error["message"]
+    assert not verdict.allowed and error["code"] == "policy.engine" and "cannot be reached" in error["message"]
 
 
 def test_fail_open_is_explicit_and_recorded():
@@ -123,7 +123,7 @@ def test_errors_of_a_warn_or_dry_run_set_do_not_block(engine):
 def test_with_is_refused_by_the_embedded_engine(regopy_engine):
     files = {"w.rego": "package w\nimport rego.v1\ndeny contains 1 if { data.w.p with input as {} }\np if true\n"}
     error = only_error(evaluate(regopy_engine, files))
-    assert error["kind"] == "engine" and "`with`" in error["message"]
+    assert error["code"] == "policy.engine" and "`with`" in error["message"]
 
 
 class ExplodingEngine(Engine):

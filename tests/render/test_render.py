@@ -90,10 +90,10 @@ def test_a_plain_directory_with_kustomizations_below_it_says_where_to_render(ven
 
 
 @pytest.mark.parametrize("document, message", [
-    (obj("ConfigMap", ""), "ConfigMap lacks metadata.name"),
-    ({"kind": "ConfigMap", "metadata": {"name": "x"}}, "lacks apiVersion"),
-    ({"apiVersion": "v1", "metadata": {"name": "x"}}, "lacks kind"),
-    ("just a string", "must be a mapping"),
+    (obj("ConfigMap", ""), r"\(ConfigMap\) has no metadata.name"),
+    ({"kind": "ConfigMap", "metadata": {"name": "x"}}, "has no apiVersion"),
+    ({"apiVersion": "v1", "metadata": {"name": "x"}}, "has no kind"),
+    ("just a string", "is not a mapping"),
 ])
 def test_objects_must_be_named_kubernetes_objects(tmp_path, document, message):
     write(tmp_path, {"bad.yaml": [document]})

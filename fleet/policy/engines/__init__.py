@@ -42,7 +42,7 @@ def _create(name: str) -> Engine:
                          token=settings.FLEET_OPA_TOKEN or None,
                          parallelism=settings.FLEET_OPA_PARALLELISM)
     raise PolicyError(f"unknown policy engine {name!r}: expected one of {', '.join(ENGINES)}",
-                      kind="engine")
+                      code="engine")
 
 
 def reset_engines() -> None:

@@ -56,13 +56,13 @@ def narrowed(data: EvaluationInput, reviews: list[dict[str, Any]], matches: Mapp
 
 
 def located_error(bundle: Bundle, module_id: str, line: int | None, message: str,
-                  kind: str) -> PolicyError:
+                  code: str) -> PolicyError:
     """An engine error against a module, pointed back at the author's file and line."""
     message = _INTERNAL_PATH.sub("", message)
     module = bundle.module(module_id)
     if module is None:
-        return PolicyError(message, kind=kind, file=module_id, line=line)
-    return PolicyError(message, kind=kind, file=module.file,
+        return PolicyError(message, code=code, file=module_id, line=line)
+    return PolicyError(message, code=code, file=module.file,
                        line=line + module.line_offset if line else None)
 
 

@@ -102,7 +102,7 @@ class OpaEngine(Engine):
                  max_bundles: int = 64, parallelism: int = 2):
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise PolicyError(f"OPA URL {url!r} must be http(s)://host:port", kind="engine")
+            raise PolicyError(f"OPA URL {url!r} must be http(s)://host:port", code="engine")
         self.url = url
         self._client = OpaClient(host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 80),
                                  ssl=parts.scheme == "https", token=token, timeout=timeout, retries=0)
@@ -114,7 +114,7 @@ class OpaEngine(Engine):
 
     def _unreachable(self, exc: Exception) -> PolicyError:
         return PolicyError(f"the OPA server at {self.url} cannot be reached: {type(exc).__name__}",
-                           kind="engine")
+                           code="engine")
 
     def prepare(self, bundle: Bundle) -> None:
         with self._lock:
@@ -220,7 +220,7 @@ class OpaEngine(Engine):
             self.prepare(bundle)
         else:
             raise PolicyError(f"the OPA server at {self.url} does not keep the loaded policies",
-                              kind="engine")
+                              code="engine")
         return [Hit(h["s"], h["i"] + offset if h["i"] != SET_INDEX else SET_INDEX, h["m"])
                 for h in response["result"]]
 

@@ -82,7 +82,7 @@ class RegopyEngine(Engine):
         for module in bundle.modules:
             if module.uses_with:
                 raise PolicyError("the embedded engine (regopy) cannot evaluate `with`; "
-                                  "use the OPA engine for this policy", kind="engine",
+                                  "use the OPA engine for this policy", code="engine",
                                   file=module.file)
         interpreter = Interpreter()
         interpreter.log_level = LogLevel.NONE
@@ -111,18 +111,18 @@ class RegopyEngine(Engine):
         except RegoError as exc:
             raise self._error(bundle, str(exc), "syntax") from None
         if not built.ok():
-            raise PolicyError("the policies do not compile (regopy gave no detail)", kind="syntax")
+            raise PolicyError("the policies do not compile (regopy gave no detail)", code="syntax")
         return built
 
     @staticmethod
-    def _error(bundle: Bundle, text: str, kind: str, module: Module | None = None) -> PolicyError:
+    def _error(bundle: Bundle, text: str, code: str, module: Module | None = None) -> PolicyError:
         where, what = _ERROR_RE.search(text), _MESSAGE_RE.search(text)
         message = what.group("message").strip() if what else text.strip()[:500]
         target = bundle.module(where.group("file")) if where else module
         if target is None:
-            return PolicyError(message, kind=kind, file=module.file if module else "")
+            return PolicyError(message, code=code, file=module.file if module else "")
         line = target.source[: int(where.group("offset"))].count("\n") + 1 if where else None
-        return located_error(bundle, target.id, line, message, kind)
+        return located_error(bundle, target.id, line, message, code)
 
     def evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
                  matches: Mapping[int, list[int]], *, per_object: bool = True,
@@ -144,7 +144,7 @@ class RegopyEngine(Engine):
                     results = self._run(prepared, f"gk:{constraint.kind}", document)
                     if results is None:
                         raise PolicyError(f"template {constraint.kind} failed at run time on object "
-                                          f"#{index} (constraint {constraint.id})", kind="runtime",
+                                          f"#{index} (constraint {constraint.id})", code="runtime",
                                           file=constraint.path)
                     hits += [Hit(constraint_source(number), index, value) for value in results[0]]
         return sorted_hits(hits)
@@ -176,8 +176,8 @@ class RegopyEngine(Engine):
             if self._run(prepared, query, document) is None:
                 return PolicyError(f"{module.package}.{rule} failed at run time on {target} (the "
                                    "embedded engine gives no detail; the OPA engine does)",
-                                   kind="runtime", file=module.file)
-        return PolicyError(f"the policies failed at run time on {target}", kind="runtime")
+                                   code="runtime", file=module.file)
+        return PolicyError(f"the policies failed at run time on {target}", code="runtime")
 
     def close(self) -> None:
         with self._lock:

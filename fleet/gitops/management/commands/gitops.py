@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from fleet.core.commands import FleetCommand
+from fleet.core.objects import ObjectRef
 from fleet.gitops import services
 from fleet.gitops.errors import GitOpsError
 from fleet.gitops.testrepo import create_internal_repo, create_primary_repo
@@ -45,8 +46,7 @@ class Command(FleetCommand):
                 result = services.render(cluster)
                 self.stdout.write(f"{result.content_hash} ({len(result.objects)} objects, {result.renderer})")
                 for obj in result.objects:
-                    self.stdout.write(f"  {obj['kind']} {obj['metadata'].get('namespace', '')}/"
-                                      f"{obj['metadata']['name']}")
+                    self.stdout.write(f"  {ObjectRef.of(obj)}")
         except (GitOpsError, RenderError) as exc:
             raise self.fail(str(exc)) from None
 

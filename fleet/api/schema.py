@@ -1,0 +1,16 @@
+"""The OpenAPI schema and its docs page, readable by any role (deny by default still
+holds: they declare the role they need like every other view)."""
+
+from __future__ import annotations
+
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from fleet.api.viewsets import READ_ROLES
+
+
+class SchemaView(SpectacularAPIView):
+    required_roles = READ_ROLES
+
+
+class DocsView(SpectacularSwaggerView):
+    required_roles = READ_ROLES
