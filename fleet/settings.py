@@ -42,13 +42,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # kombu keeps its exchange tables here; its default is ./control in the working dir.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     if CELERY_EMBEDDED_BROKER
     else {"visibility_timeout": 3600}
 )
 if CELERY_EMBEDDED_BROKER:
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 # A running deployment whose worker sent no heartbeat for this long is resumed elsewhere.
 FLEET_ROLLOUT_HEARTBEAT_TIMEOUT = env.int("FLEET_ROLLOUT_HEARTBEAT_TIMEOUT", 120, minimum=4)
