@@ -16,6 +16,7 @@ from fleet.accounts.roles import Role, role_of
 from fleet.audit import services as audit
 from fleet.core.labels import LabelError, parse_selector
 from fleet.inventory.models import Cluster, Release
+from fleet.rollouts import orchestrator
 from fleet.rollouts.models import ClusterDeployment, Rollout, StrategyTemplate, Wave
 from fleet.rollouts.states import (
     DEPLOYMENT_FINISHED,
@@ -24,6 +25,7 @@ from fleet.rollouts.states import (
     RolloutState as R,
     WaveState as W,
     transition,
+    transition_all,
 )
 from fleet.rollouts.errors import RolloutError
 from fleet.rollouts.strategy import PlannedWave, parse_waves, plan_waves
@@ -40,9 +42,8 @@ class RolloutRequest:
 
 
 def _enqueue_advance(rollout: Rollout) -> None:
-    from fleet.rollouts import tasks
-
-    transaction.on_commit(lambda: tasks.advance_rollout.delay(rollout.pk))
+    scheduler = orchestrator.scheduler()
+    transaction.on_commit(lambda: scheduler.advance(rollout.pk))
 
 
 def resolve_waves(request: RolloutRequest) -> tuple[str, list[dict[str, Any]]]:
@@ -158,8 +159,8 @@ def abort(rollout: Rollout, reason: str = "") -> Rollout:
     reason = reason or "aborted by request"
     if rollout.state == R.PENDING:
         _act(rollout, R.ABORTED, "abort", reason=reason, finished_at=timezone.now())
-        rollout.deployments.filter(state=D.PENDING).update(state=D.CANCELLED, error=reason)
-        rollout.waves.filter(state=W.PENDING).update(state=W.CANCELLED, reason=reason)
+        transition_all(rollout.deployments.all(), D.PENDING, D.CANCELLED, error=reason)
+        transition_all(rollout.waves.all(), W.PENDING, W.CANCELLED, reason=reason)
         return rollout
     _act(rollout, R.ABORTING, "abort", reason=reason)
     _enqueue_advance(rollout)
