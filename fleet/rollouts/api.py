@@ -29,8 +29,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = ClusterDeployment
         fields = ["id", "cluster", "state", "step", "steps", "upstream_sha", "local_sha",
-                  "previous_tag", "tag", "target_tag", "policy", "error", "attempts", "started_at",
-                  "finished_at"]
+                  "previous_tag", "tag", "target_tag", "policy", "applied_refs", "error", "attempts",
+                  "started_at", "finished_at"]
 
 
 class WaveSerializer(serializers.ModelSerializer):
