@@ -69,10 +69,7 @@ def run(deployment_id: int) -> int | None:
             # the upgrade and the tag. Taking it clones on first use: that is prepare's.
             workspace = held.enter_context(gitops.session(deployment.cluster))
         except Exception as exc:
-            failure = _failure(deployment, PREPARE, exc)
-            _record(deployment, PREPARE, started, failure.detail, failure)
-            _finish(deployment, failure.state, f"{PREPARE}: {failure.message}")
-            return deployment.rollout_id
+            return _fail(deployment, PREPARE, started, exc)
         return _run_steps(Context(deployment, workspace), session_started=started)
 
 
@@ -128,15 +125,19 @@ def _run_steps(context: Context, session_started: float) -> int:
         ClusterDeployment.objects.filter(pk=deployment.pk).update(step=name, heartbeat_at=timezone.now())
         started = session_started if name == PREPARE else time.perf_counter()
         try:
-            detail, failure = step(context), None
+            detail = step(context)
         except Exception as exc:
-            failure = _failure(deployment, name, exc)
-            detail = failure.detail
-        _record(deployment, name, started, detail, failure)
-        if failure is not None:
-            _finish(deployment, failure.state, f"{name}: {failure.message}")
-            return deployment.rollout_id
+            return _fail(deployment, name, started, exc)
+        _record(deployment, name, started, detail, None)
     _finish(deployment, D.SUCCEEDED)
+    return deployment.rollout_id
+
+
+def _fail(deployment: ClusterDeployment, name: str, started: float, exc: Exception) -> int:
+    """Record the step as failed, then end the deployment in the state the failure says."""
+    failure = _failure(deployment, name, exc)
+    _record(deployment, name, started, failure.detail, failure)
+    _finish(deployment, failure.state, f"{name}: {failure.message}")
     return deployment.rollout_id
 
 
