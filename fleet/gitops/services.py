@@ -7,6 +7,10 @@ parameters commits nothing, upgrading to the release a cluster is on does nothin
 tagging a commit whose latest deployment tag is already on it returns that tag,
 and pushing what internal already has moves nothing.
 
+A job that runs several operations in a row (the rollout pipeline) holds a
+:class:`Session` from :func:`session` and calls them on it: one lock, one workspace,
+and no other job moving it in between.
+
 Workspaces are caches; a cluster's internal repo is its truth. Writes therefore
 start from internal's branch (fast-forwarding to it) and end by pushing to it.
 """
@@ -30,19 +34,15 @@ from fleet.render.limits import RenderLimits
 from fleet.render.safety import find_kustomization
 from fleet.render.services import RenderResult, render_dir
 
-__all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "UpgradeResult",
+__all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "Session", "UpgradeResult",
            "WorkspaceStatus", "commit_files", "configure", "fetch", "head", "history", "locked", "prepare",
-           "push", "read_params", "render", "reset", "rollback_tree", "status", "tag_deployment",
+           "push", "read_params", "render", "reset", "rollback_tree", "session", "status", "tag_deployment",
            "upgrade", "workspace_for"]
 
 
 @contextmanager
 def locked(cluster) -> Iterator[Workspace]:
-    """The cluster's workspace, cloned if needed, held for the duration (re-entrant).
-
-    The rollout engine wraps a whole pipeline in it, so no other job touches the
-    workspace between its steps.
-    """
+    """The cluster's workspace, cloned if needed, held for the duration (re-entrant)."""
     workspace = Workspace(RepoSpec.of(cluster))
     outer = holds_lock(workspace.home)  # then the outer call has made sure of the clone
     with workspace.lock():
@@ -57,15 +57,103 @@ def workspace_for(cluster) -> Workspace:
         return workspace
 
 
+class Session:
+    """A cluster's workspace held by one job, with the operations a deployment runs on it.
+
+    Made by :func:`session`, with the lock taken and the clone made; its methods work
+    on that one workspace and take neither again. The rollout pipeline holds one for a
+    whole run, so no other job moves the workspace between the upgrade and the tag.
+    The module's functions of the same names are each one call on a session of their
+    own, for the API and commands.
+    """
+
+    def __init__(self, cluster, workspace: Workspace):
+        self.cluster, self._workspace = cluster, workspace
+
+    @property
+    def workspace(self) -> Workspace:
+        if not holds_lock(self._workspace.home):
+            raise RuntimeError(f"the session on cluster {self.cluster.name}'s workspace has ended")
+        return self._workspace
+
+    def head(self) -> str:
+        """The workspace's HEAD commit, as it stands (no fetch)."""
+        return self.workspace.head()
+
+    def reset(self, ref: str | None = None) -> str:
+        """Put the workspace at ``ref`` (default: internal's branch, else the channel's upstream)."""
+        ws = self.workspace
+        ws.fetch()
+        return ws.reset(ref)
+
+    def prepare(self, release) -> UpgradeResult:
+        """A deployment's first step: reset to internal's branch, then upgrade to ``release``.
+
+        Safe to repeat: whatever a crashed attempt left in the workspace is discarded.
+        """
+        ws = self.workspace
+        ws.fetch()
+        ws.reset()
+        return _upgrade(ws, self.cluster, release)
+
+    def render(self) -> RenderResult:
+        """Render the workspace as deployed: the cluster overlay, else the vendor's base."""
+        ws = self.workspace
+        for candidate in (ws.path / CLUSTER_DIR, ws.path / DEFAULT_BASE):
+            if find_kustomization(candidate) is not None:
+                return render_dir(candidate, root=ws.path)
+        return render_dir(ws.path)
+
+    def tag_deployment(self, context: dict[str, Any] | None = None, *, push: bool = True) -> str:
+        """Tag HEAD as deployed (reusing the tag if HEAD already has the latest one) and push.
+
+        Only internal is fetched first (its tags number the new one; origin plays no part)."""
+        ws = self.workspace
+        ws.fetch(origin=False)
+        tag, created = tags.create_tag(ws, context or {})
+        if created:
+            audit.record("gitops.tag", target=self.cluster, metadata={"tag": tag, "sha": ws.head(),
+                                                                       "context": context or {}})
+        if push:
+            _push(ws, self.cluster, [tag])
+        return tag
+
+    def history(self, *, refresh: bool = True) -> list[DeploymentRecord]:
+        """The cluster's deployments, newest first, read from the tags on its internal repo
+        (``refresh=False``: as last fetched, for a caller that has just fetched)."""
+        ws = self.workspace
+        if refresh:
+            ws.fetch()
+        return tags.history(ws)
+
+    def rollback_tree(self, tag: str) -> DeploymentRecord:
+        """Put the workspace at the tree a previous deployment tag recorded (not pushed yet)."""
+        ws = self.workspace
+        ws.fetch()
+        before = (ws.branch(), ws.head())
+        record = tags.rollback(ws, tag)
+        if (ws.branch(), ws.head()) != before:
+            audit.record("gitops.rollback", target=self.cluster, metadata={
+                "tag": tag, "sha": record.local_sha, "branch": record.local_branch})
+        return record
+
+
+@contextmanager
+def session(cluster) -> Iterator[Session]:
+    """Hold the cluster's workspace (see :func:`locked`) and work on it through a :class:`Session`."""
+    with locked(cluster) as workspace:
+        yield Session(cluster, workspace)
+
+
 def fetch(cluster) -> None:
     with locked(cluster) as ws:
         ws.fetch()
 
 
 def head(cluster) -> str:
-    """The workspace's HEAD commit, as it stands (no fetch)."""
-    with locked(cluster) as ws:
-        return ws.head()
+    """:meth:`Session.head`, in a session of its own."""
+    with session(cluster) as held:
+        return held.head()
 
 
 def status(cluster, *, refresh: bool = True) -> WorkspaceStatus:
@@ -77,10 +165,9 @@ def status(cluster, *, refresh: bool = True) -> WorkspaceStatus:
 
 
 def reset(cluster, ref: str | None = None) -> str:
-    """Put the workspace at ``ref`` (default: internal's branch, else the channel's upstream)."""
-    with locked(cluster) as ws:
-        ws.fetch()
-        return ws.reset(ref)
+    """:meth:`Session.reset`, in a session of its own."""
+    with session(cluster) as held:
+        return held.reset(ref)
 
 
 def read_params(cluster) -> ClusterParams | None:
@@ -168,14 +255,9 @@ def upgrade(cluster, release) -> UpgradeResult:
 
 
 def prepare(cluster, release) -> UpgradeResult:
-    """A deployment's first step: reset to internal's branch, then upgrade to ``release``.
-
-    Safe to repeat: whatever a crashed attempt left in the workspace is discarded.
-    """
-    with locked(cluster) as ws:
-        ws.fetch()
-        ws.reset()
-        return _upgrade(ws, cluster, release)
+    """:meth:`Session.prepare`, in a session of its own."""
+    with session(cluster) as held:
+        return held.prepare(release)
 
 
 def _upgrade(ws: Workspace, cluster, release) -> UpgradeResult:
@@ -187,27 +269,15 @@ def _upgrade(ws: Workspace, cluster, release) -> UpgradeResult:
 
 
 def render(cluster) -> RenderResult:
-    """Render the workspace as deployed: the cluster overlay, else the vendor's base."""
-    with locked(cluster) as ws:
-        for candidate in (ws.path / CLUSTER_DIR, ws.path / DEFAULT_BASE):
-            if find_kustomization(candidate) is not None:
-                return render_dir(candidate, root=ws.path)
-        return render_dir(ws.path)
+    """:meth:`Session.render`, in a session of its own."""
+    with session(cluster) as held:
+        return held.render()
 
 
 def tag_deployment(cluster, context: dict[str, Any] | None = None, *, push: bool = True) -> str:
-    """Tag HEAD as deployed (reusing the tag if HEAD already has the latest one) and push.
-
-    Only internal is fetched first (its tags number the new one; origin plays no part)."""
-    with locked(cluster) as ws:
-        ws.fetch(origin=False)
-        tag, created = tags.create_tag(ws, context or {})
-        if created:
-            audit.record("gitops.tag", target=cluster, metadata={"tag": tag, "sha": ws.head(),
-                                                                  "context": context or {}})
-        if push:
-            _push(ws, cluster, [tag])
-        return tag
+    """:meth:`Session.tag_deployment`, in a session of its own."""
+    with session(cluster) as held:
+        return held.tag_deployment(context, push=push)
 
 
 def push(cluster, tag_names: list[str] | tuple[str, ...] = ()) -> bool:
@@ -225,21 +295,12 @@ def _push(ws: Workspace, cluster, tag_names: list[str]) -> bool:
 
 
 def history(cluster, *, refresh: bool = True) -> list[DeploymentRecord]:
-    """The cluster's deployments, newest first, read from the tags on its internal repo
-    (``refresh=False``: as last fetched, for a caller that has just fetched)."""
-    with locked(cluster) as ws:
-        if refresh:
-            ws.fetch()
-        return tags.history(ws)
+    """:meth:`Session.history`, in a session of its own."""
+    with session(cluster) as held:
+        return held.history(refresh=refresh)
 
 
 def rollback_tree(cluster, tag: str) -> DeploymentRecord:
-    """Put the workspace at the tree a previous deployment tag recorded (not pushed yet)."""
-    with locked(cluster) as ws:
-        ws.fetch()
-        before = (ws.branch(), ws.head())
-        record = tags.rollback(ws, tag)
-        if (ws.branch(), ws.head()) != before:
-            audit.record("gitops.rollback", target=cluster, metadata={
-                "tag": tag, "sha": record.local_sha, "branch": record.local_branch})
-        return record
+    """:meth:`Session.rollback_tree`, in a session of its own."""
+    with session(cluster) as held:
+        return held.rollback_tree(tag)

@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from fleet.audit.admin import AuditedAdminMixin
 from fleet.core.admin import ReadOnlyAdminMixin
 from fleet.rollouts import services
+from fleet.rollouts.errors import RolloutError
 from fleet.rollouts.models import ClusterDeployment, Rollout, StrategyTemplate, Wave
 from fleet.rollouts.progress import rollout_progress, with_progress
 
@@ -39,7 +40,7 @@ def _run(request, queryset, operation, verb: str) -> None:
         try:
             operation(rollout)
             messages.success(request, f"rollout #{rollout.pk}: {verb}")
-        except services.RolloutError as exc:
+        except RolloutError as exc:
             messages.error(request, f"rollout #{rollout.pk}: {exc}")
 
 

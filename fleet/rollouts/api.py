@@ -18,7 +18,9 @@ from fleet.api.viewsets import BaseModelViewSet, WRITE_ROLES
 from fleet.inventory.models import Release
 from fleet.rollouts import preview, services
 from fleet.rollouts.models import ClusterDeployment, Rollout, StrategyTemplate, Wave
+from fleet.rollouts.errors import StrategyError
 from fleet.rollouts.progress import rollout_progress, with_progress
+from fleet.rollouts.strategy import parse_waves
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
@@ -27,8 +29,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = ClusterDeployment
         fields = ["id", "cluster", "state", "step", "steps", "upstream_sha", "local_sha",
-                  "previous_tag", "tag", "target_tag", "policy", "error", "attempts", "started_at",
-                  "finished_at"]
+                  "previous_tag", "tag", "target_tag", "policy", "applied_refs", "error", "attempts",
+                  "started_at", "finished_at"]
 
 
 class WaveSerializer(serializers.ModelSerializer):
@@ -82,6 +84,14 @@ class RolloutCreateSerializer(serializers.Serializer):
         return services.RolloutRequest(**data)
 
 
+class PreviewSerializer(serializers.Serializer):
+    """Schema only: waves, each with clusters and their rebase, policy and diff outcome."""
+
+    strategy_name = serializers.CharField()
+    waves = serializers.ListField(child=serializers.DictField())
+    summary = serializers.DictField()
+
+
 class RolloutFilter(django_filters.FilterSet):
     channel = django_filters.CharFilter(field_name="release__channel__name")
     cluster = django_filters.CharFilter(field_name="deployments__cluster__name", distinct=True)
@@ -94,12 +104,6 @@ class RolloutFilter(django_filters.FilterSet):
 def _rollouts():
     """Rollouts as every endpoint shows them: release, author and progress in one query."""
     return with_progress(Rollout.objects.select_related("release__channel", "author"))
-
-
-def _error(exc: services.RolloutError) -> Response:
-    key = exc.field or "detail"
-    body = {key: [str(exc)]} if exc.field else {"detail": str(exc)}
-    return Response(body, status=exc.status)
 
 
 class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -126,34 +130,24 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def create(self, request: Request) -> Response:
         serializer = RolloutCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        rollout_request = serializer.to_request()
-        try:
-            rollout = services.create_rollout(rollout_request, request.user)
-            if serializer.validated_data["start"]:
-                services.start(rollout)
-        except services.RolloutError as exc:
-            return _error(exc)
+        rollout = services.create_rollout(serializer.to_request(), request.user)
+        if serializer.validated_data["start"]:
+            services.start(rollout)
         response = RolloutDetailSerializer(self.get_queryset().get(pk=rollout.pk), context={"request": request})
         return Response(response.data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/rollouts/{rollout.pk}/"})
 
-    @extend_schema(request=RolloutCreateSerializer, responses={200: preview.PreviewSerializer})
+    @extend_schema(request=RolloutCreateSerializer, responses={200: PreviewSerializer})
     @action(detail=False, methods=["post"])
     def preview(self, request: Request) -> Response:
         """The plan, per-cluster rebase outcome, policy verdict and diff; changes nothing."""
         serializer = RolloutCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            return Response(preview.preview(serializer.to_request()))
-        except services.RolloutError as exc:
-            return _error(exc)
+        return Response(preview.preview(serializer.to_request()))
 
     def _act(self, request: Request, operation) -> Response:
         rollout = self.get_object()
-        try:
-            operation(rollout)
-        except services.RolloutError as exc:
-            return _error(exc)
+        operation(rollout)
         rollout = _rollouts().get(pk=rollout.pk)
         return Response(RolloutSerializer(rollout).data, status=status.HTTP_202_ACCEPTED)
 
@@ -189,16 +183,9 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         "start": serializers.BooleanField(default=True)}), responses={201: RolloutSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, pk: str) -> Response:
-        rollout = self.get_object()
-        scope = request.data.get("scope", "failed")
-        if scope not in ("failed", "all"):
-            return Response({"scope": ["scope must be failed or all"]}, status=400)
-        try:
-            created = services.rollback(rollout, request.user, scope=scope)
-            if request.data.get("start", True):
-                services.start(created)
-        except services.RolloutError as exc:
-            return _error(exc)
+        created = services.rollback(self.get_object(), request.user, scope=str(request.data.get("scope", "failed")))
+        if request.data.get("start", True):
+            services.start(created)
         created = _rollouts().get(pk=created.pk)
         return Response(RolloutSerializer(created).data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/rollouts/{created.pk}/"})
@@ -210,8 +197,6 @@ class StrategyTemplateSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "waves", "created_at"]
 
     def validate_waves(self, value):
-        from fleet.rollouts.strategy import StrategyError, parse_waves
-
         try:
             parse_waves(value)
         except StrategyError as exc:

@@ -96,6 +96,8 @@ class ClusterDeployment(models.Model):
 
     ``steps`` records each finished step's outcome, so a resumed deployment skips
     what is done; ``heartbeat_at`` lets the sweeper find work whose worker died.
+    ``applied_refs`` is what the apply put on the cluster (``ObjectRef`` fields), the
+    set the health check waits for, then the bake rechecks, on whichever worker.
     """
 
     STATES = DeploymentState
@@ -113,6 +115,7 @@ class ClusterDeployment(models.Model):
     tag = models.CharField(max_length=255, blank=True)
     target_tag = models.CharField(max_length=255, blank=True, help_text="rollbacks: the tag to re-deploy")
     policy = models.JSONField(null=True, blank=True, help_text="the gate's verdict summary")
+    applied_refs = models.JSONField(default=list, blank=True, help_text="the objects the apply step applied")
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

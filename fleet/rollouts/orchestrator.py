@@ -35,13 +35,33 @@ BAKE_RECHECK_SECONDS = 5
 BAKE_RECHECK_PARALLEL = 16  # clusters rechecked at once (each reads its objects concurrently too)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Scheduler:
-    """How ``advance`` asks for work: injected so tasks decide how it is enqueued."""
+    """How rollouts ask for work: injected, so neither ``advance`` nor the services know
+    how it is enqueued. The rollouts app installs Celery's (``tasks.SCHEDULER``) at
+    start-up; tests install a fake that records what was asked."""
 
-    run_deployment: Callable[[int], None]
-    advance_later: Callable[[int, float], None]
+    run_deployment: Callable[[int], None]  # run (or resume) a claimed deployment's pipeline
+    advance: Callable[[int], None]  # advance a rollout soon: a request just let it move
+    advance_later: Callable[[int, float], None]  # advance a rollout after a delay (seconds)
     recheck_health: Callable[[ClusterDeployment], str | None]  # None: healthy, else the reason
+
+
+_installed: Scheduler | None = None
+
+
+def install(scheduler: Scheduler) -> Scheduler | None:
+    """Make ``scheduler`` the one the services enqueue through; returns the one it replaces."""
+    global _installed
+    previous, _installed = _installed, scheduler
+    return previous
+
+
+def scheduler() -> Scheduler:
+    """The installed scheduler; the rollouts app installs one in every process at start-up."""
+    if _installed is None:
+        raise RuntimeError("no rollout scheduler is installed (RolloutsConfig.ready installs Celery's)")
+    return _installed
 
 
 def _audit_transition(obj, action: str, **metadata) -> None:

@@ -17,7 +17,8 @@ import logging
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from django.conf import settings
 from django.db import connection
@@ -25,15 +26,26 @@ from django.db.models import F
 from django.utils import timezone
 
 from fleet.audit import services as audit
+from fleet.gitops import services as gitops
 from fleet.rollouts import steps
+from fleet.rollouts.errors import EXPECTED
 from fleet.rollouts.models import ClusterDeployment
-from fleet.rollouts.stepbase import Context, StepFailed
 from fleet.rollouts.states import DeploymentState as D, RolloutState as R, transition
+from fleet.rollouts.steps import Context, StepFailed
 
 logger = logging.getLogger(__name__)
 
 CANCELLABLE_BEFORE = "apply"
 PREPARE = steps.PIPELINE[0][0]  # taking the workspace is part of it: its failures are prepare's
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a step failed: the state its deployment ends in, the message, the recorded detail."""
+
+    state: str
+    message: str
+    detail: dict[str, Any]
 
 
 def _finish(deployment: ClusterDeployment, state: str, error: str = "") -> None:
@@ -50,16 +62,15 @@ def run(deployment_id: int) -> int | None:
         return None
     if _out_of_attempts(deployment):
         return deployment.rollout_id
-    with _heartbeat(deployment.pk), ExitStack() as session:
+    with _heartbeat(deployment.pk), ExitStack() as held:
         started = time.perf_counter()
-        try:  # taking the workspace clones it on first use: that belongs to prepare
-            session.enter_context(steps.workspace_session(deployment))
+        try:
+            # The workspace is held for the whole run, so no other job moves it between
+            # the upgrade and the tag. Taking it clones on first use: that is prepare's.
+            workspace = held.enter_context(gitops.session(deployment.cluster))
         except Exception as exc:
-            failure = _failure(deployment, PREPARE, exc)
-            _record(deployment, PREPARE, started, failure.detail, failure)
-            _finish(deployment, failure.state, f"{PREPARE}: {failure}")
-            return deployment.rollout_id
-        return _run_steps(Context(deployment), session_started=started)
+            return _fail(deployment, PREPARE, started, exc)
+        return _run_steps(Context(deployment, workspace), session_started=started)
 
 
 def _out_of_attempts(deployment: ClusterDeployment) -> bool:
@@ -114,36 +125,42 @@ def _run_steps(context: Context, session_started: float) -> int:
         ClusterDeployment.objects.filter(pk=deployment.pk).update(step=name, heartbeat_at=timezone.now())
         started = session_started if name == PREPARE else time.perf_counter()
         try:
-            detail, failure = step(context), None
+            detail = step(context)
         except Exception as exc:
-            failure = _failure(deployment, name, exc)
-            detail = failure.detail
-        _record(deployment, name, started, detail, failure)
-        if failure is not None:
-            _finish(deployment, failure.state, f"{name}: {failure}")
-            return deployment.rollout_id
+            return _fail(deployment, name, started, exc)
+        _record(deployment, name, started, detail, None)
     _finish(deployment, D.SUCCEEDED)
     return deployment.rollout_id
 
 
-def _failure(deployment: ClusterDeployment, name: str, exc: Exception) -> StepFailed:
-    """What a step's exception means: its own failure, a service's expected error, or a
-    bug or unexpected outage (logged with its trace) — recorded either way, never lost."""
-    if isinstance(exc, StepFailed):
-        return exc
-    if isinstance(exc, steps.EXPECTED):
-        return steps.expected_failure(exc)
+def _fail(deployment: ClusterDeployment, name: str, started: float, exc: Exception) -> int:
+    """Record the step as failed, then end the deployment in the state the failure says."""
+    failure = _failure(deployment, name, exc)
+    _record(deployment, name, started, failure.detail, failure)
+    _finish(deployment, failure.state, f"{name}: {failure.message}")
+    return deployment.rollout_id
+
+
+def _failure(deployment: ClusterDeployment, name: str, exc: Exception) -> Failure:
+    """The one place a step's exception becomes its outcome. Fleet's own error is a
+    failed step, with its message and its ``as_dict()``; ``StepFailed`` also says which
+    state the deployment ends in. Anything else is a bug or an outage nobody expected:
+    logged with its trace, and recorded all the same, never lost."""
+    if isinstance(exc, EXPECTED):
+        state = exc.state if isinstance(exc, StepFailed) else D.FAILED
+        # (an engine error not yet on the FleetError base may have no as_dict)
+        return Failure(state, str(exc), getattr(exc, "as_dict", dict)())
     logger.error("deployment %s: step %s crashed", deployment.pk, name, exc_info=exc)
-    return StepFailed(f"{name} crashed: {type(exc).__name__}: {exc}")
+    return Failure(D.FAILED, f"{name} crashed: {type(exc).__name__}: {exc}", {})
 
 
-def _record(deployment: ClusterDeployment, name: str, started: float, detail: dict,
-            failure: StepFailed | None) -> None:
+def _record(deployment: ClusterDeployment, name: str, started: float, detail: dict[str, Any],
+            failure: Failure | None) -> None:
     """Persist a step's outcome before anything else happens: what resumes reads."""
     deployment.steps = {**deployment.steps, name: {
         "ok": failure is None, "seconds": round(time.perf_counter() - started, 3),
         "at": timezone.now().isoformat(), **({"detail": detail} if detail else {}),
-        **({"error": str(failure)} if failure else {})}}
+        **({"error": failure.message} if failure else {})}}
     ClusterDeployment.objects.filter(pk=deployment.pk).update(steps=deployment.steps)
 
 
@@ -151,5 +168,3 @@ def _before(step: str, boundary: str) -> bool:
     names = [name for name, _ in steps.PIPELINE]
     return names.index(step) < names.index(boundary)
 
-
-recheck_health = steps.recheck_health

@@ -5,29 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import serializers
-
+from fleet.gitops import services as gitops
+from fleet.inventory.models import Cluster, Release
+from fleet.kube import services as kube
+from fleet.policy import services as policy
 from fleet.rollouts import services
-
-
-class PreviewSerializer(serializers.Serializer):
-    """Schema only: waves, each with clusters and their rebase, policy and diff outcome."""
-
-    strategy_name = serializers.CharField()
-    waves = serializers.ListField(child=serializers.DictField())
-    summary = serializers.DictField()
+from fleet.rollouts.errors import EXPECTED
+from fleet.rollouts.steps import deployed_objects
 
 
 def preview(request: services.RolloutRequest) -> dict[str, Any]:
-    from fleet.rollouts import steps
-
     name, planned = services.plan(request)
     busy = services.busy_clusters(c for w in planned for c in w.clusters)
     waves, summary = [], {"clusters": 0, "conflicts": 0, "denied": 0, "errors": 0, "busy": len(busy)}
     for wave in planned:
         clusters = []
         for cluster in wave.clusters:
-            outcome = steps.preview_cluster(cluster, request.release)
+            outcome = preview_cluster(cluster, request.release)
             outcome["busy_in_rollout"] = busy.get(cluster.name)
             clusters.append(outcome)
             summary["clusters"] += 1
@@ -36,3 +30,31 @@ def preview(request: services.RolloutRequest) -> dict[str, Any]:
             summary["errors"] += bool(outcome.get("error"))
         waves.append({**wave.spec.as_dict(), "clusters": clusters})
     return {"strategy_name": name, "waves": waves, "summary": summary}
+
+
+def preview_cluster(cluster: Cluster, release: Release) -> dict[str, Any]:
+    """What a deployment would do, computed in the workspace and reset afterwards:
+    nothing is committed, pushed or applied."""
+    outcome: dict[str, Any] = {"cluster": cluster.name}
+    try:
+        with gitops.session(cluster) as workspace:
+            try:
+                result = workspace.prepare(release)
+                outcome["rebase"] = {"outcome": "clean" if result.ok else result.reason,
+                                     "conflicts": list(result.conflicts), "error": result.error}
+                if not result.ok:
+                    return outcome
+                objects = workspace.render().objects
+                report = kube.diff(cluster, objects)
+                verdict, _ = policy.evaluate(objects, cluster=cluster, release=release,
+                                             deployed=deployed_objects(report, objects), record=False)
+                outcome["policy"] = {"allowed": verdict.allowed, "counts": verdict.counts(),
+                                     "violations": verdict.as_dict()["violations"][:50]}
+                outcome["diff"] = {state: sum(d.state == state for d in report.objects)
+                                   for state in ("added", "changed", "removed", "unchanged")}
+                outcome["diff"]["objects"] = [d.as_dict() for d in report.drifted[:100]]
+            finally:
+                workspace.reset()
+    except EXPECTED as exc:
+        outcome["error"] = str(exc)
+    return outcome

@@ -16,6 +16,7 @@ from fleet.accounts.roles import Role, role_of
 from fleet.audit import services as audit
 from fleet.core.labels import LabelError, parse_selector
 from fleet.inventory.models import Cluster, Release
+from fleet.rollouts import orchestrator
 from fleet.rollouts.models import ClusterDeployment, Rollout, StrategyTemplate, Wave
 from fleet.rollouts.states import (
     DEPLOYMENT_FINISHED,
@@ -24,16 +25,10 @@ from fleet.rollouts.states import (
     RolloutState as R,
     WaveState as W,
     transition,
+    transition_all,
 )
-from fleet.rollouts.strategy import PlannedWave, StrategyError, parse_waves, plan_waves
-
-
-class RolloutError(Exception):
-    """A request the rollout cannot take; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, *, field: str = "", status: int = 409):
-        self.field, self.status = field, status
-        super().__init__(message)
+from fleet.rollouts.errors import RolloutError
+from fleet.rollouts.strategy import PlannedWave, parse_waves, plan_waves
 
 
 @dataclass
@@ -47,19 +42,18 @@ class RolloutRequest:
 
 
 def _enqueue_advance(rollout: Rollout) -> None:
-    from fleet.rollouts import tasks
-
-    transaction.on_commit(lambda: tasks.advance_rollout.delay(rollout.pk))
+    scheduler = orchestrator.scheduler()
+    transaction.on_commit(lambda: scheduler.advance(rollout.pk))
 
 
 def resolve_waves(request: RolloutRequest) -> tuple[str, list[dict[str, Any]]]:
     if request.template:
         template = StrategyTemplate.objects.filter(name=request.template).first()
         if template is None:
-            raise RolloutError(f"no strategy template {request.template!r}", field="template", status=400)
+            raise RolloutError(f"no strategy template {request.template!r}", code="invalid", field="template")
         return template.name, template.waves
     if request.waves is None:
-        raise RolloutError("give waves or a strategy template", field="waves", status=400)
+        raise RolloutError("give waves or a strategy template", code="invalid", field="waves")
     return "", request.waves
 
 
@@ -67,21 +61,17 @@ def targets(selector: str) -> list[Cluster]:
     try:
         query = parse_selector(selector).to_q("labels")
     except LabelError as exc:
-        raise RolloutError(str(exc), field="selector", status=400) from None
+        raise RolloutError(str(exc), code="invalid", field="selector") from None
     return list(Cluster.objects.filter(query).select_related("channel").order_by("name"))
 
 
 def plan(request: RolloutRequest) -> tuple[str, list[PlannedWave]]:
     """Validate a request and assign clusters to waves; writes nothing."""
     name, raw = resolve_waves(request)
-    try:
-        specs = parse_waves(raw)
-        chosen = (list(Cluster.objects.filter(name__in=request.clusters).select_related("channel"))
-                  if request.clusters is not None else targets(request.selector))
-        planned = plan_waves(chosen, specs)
-    except StrategyError as exc:
-        raise RolloutError(str(exc), field=exc.field, status=400) from None
-    return name, planned
+    specs = parse_waves(raw)
+    chosen = (list(Cluster.objects.filter(name__in=request.clusters).select_related("channel"))
+              if request.clusters is not None else targets(request.selector))
+    return name, plan_waves(chosen, specs)
 
 
 def busy_clusters(clusters: Iterable[Cluster]) -> dict[str, int]:
@@ -98,7 +88,7 @@ def _require_admin_for_protected(planned: list[PlannedWave], author) -> None:
         return
     protected = sorted(c.name for wave in planned for c in wave.clusters if c.protected)
     if protected:
-        raise RolloutError(f"protected clusters need an admin: {', '.join(protected)}", status=403)
+        raise RolloutError(f"protected clusters need an admin: {', '.join(protected)}", code="forbidden")
 
 
 @transaction.atomic
@@ -169,8 +159,8 @@ def abort(rollout: Rollout, reason: str = "") -> Rollout:
     reason = reason or "aborted by request"
     if rollout.state == R.PENDING:
         _act(rollout, R.ABORTED, "abort", reason=reason, finished_at=timezone.now())
-        rollout.deployments.filter(state=D.PENDING).update(state=D.CANCELLED, error=reason)
-        rollout.waves.filter(state=W.PENDING).update(state=W.CANCELLED, reason=reason)
+        transition_all(rollout.deployments.all(), D.PENDING, D.CANCELLED, error=reason)
+        transition_all(rollout.waves.all(), W.PENDING, W.CANCELLED, reason=reason)
         return rollout
     _act(rollout, R.ABORTING, "abort", reason=reason)
     _enqueue_advance(rollout)
@@ -182,7 +172,7 @@ def approve(rollout: Rollout, user) -> Wave:
     """Approve the wave waiting for it; the author may not approve their own rollout."""
     _require(rollout, (R.RUNNING, R.PAUSED, R.PENDING), "approve")
     if user.pk == rollout.author_id:
-        raise RolloutError("a rollout must be approved by someone other than its author", status=403)
+        raise RolloutError("a rollout must be approved by someone other than its author", code="forbidden")
     wave = rollout.waves.filter(require_approval=True, approved_by__isnull=True).exclude(
         state__in=(W.SUCCEEDED, W.HALTED, W.CANCELLED)).order_by("index").first()
     if wave is None:
@@ -202,6 +192,8 @@ def rollback(rollout: Rollout, author, *, scope: str = "failed") -> Rollout:
     ``scope`` is ``failed`` (clusters that failed) or ``all`` (every cluster the
     rollout deployed or tried to). Clusters with no earlier deployment are left out.
     """
+    if scope not in ("failed", "all"):
+        raise RolloutError("scope must be failed or all", code="invalid", field="scope")
     if rollout.state in ROLLOUT_ACTIVE and rollout.state != R.PAUSED:
         raise RolloutError(f"rollout #{rollout.pk} is {rollout.state}: pause or abort it before rolling back")
     states = (D.FAILED, D.BLOCKED, D.CONFLICT) if scope == "failed" else (
@@ -210,7 +202,7 @@ def rollback(rollout: Rollout, author, *, scope: str = "failed") -> Rollout:
                     .select_related("cluster"))
     if not affected:
         raise RolloutError(f"rollout #{rollout.pk} has no {scope} cluster with a previous deployment to return to",
-                           status=400)
+                           code="invalid")
     names = [d.cluster.name for d in affected]
     waves = [{"name": "rollback", "clusters": names,
               "max_parallel": max(w["max_parallel"] for w in rollout.strategy),

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.db.models import QuerySet
 from django.utils import timezone
 
 
@@ -101,6 +102,18 @@ class IllegalTransition(Exception):
     """A transition the state machine does not have: a bug, never a race."""
 
 
+def _check(model: type[models.Model], current: str, to: str, what: str) -> None:
+    if to not in TRANSITIONS[model.STATES].get(current, set()):
+        raise IllegalTransition(f"{what}: {current} -> {to} is not allowed")
+
+
+def _row_fields(model: type[models.Model], to: str, fields: dict[str, Any]) -> dict[str, Any]:
+    fields = {"state": to, **fields}
+    if "updated_at" in {f.name for f in model._meta.fields}:
+        fields["updated_at"] = timezone.now()
+    return fields
+
+
 def transition(obj: models.Model, to: str, **fields: Any) -> bool:
     """Move ``obj`` from its current state to ``to`` if nobody else moved it first.
 
@@ -108,15 +121,20 @@ def transition(obj: models.Model, to: str, **fields: Any) -> bool:
     state ``obj`` holds: another worker won. Raises IllegalTransition when the move
     is not in the machine.
     """
-    states = type(obj).STATES
-    current = obj.state
-    if to not in TRANSITIONS[states].get(current, set()):
-        raise IllegalTransition(f"{type(obj).__name__} #{obj.pk}: {current} -> {to} is not allowed")
-    fields = {"state": to, **fields}
-    if "updated_at" in {f.name for f in type(obj)._meta.fields}:
-        fields["updated_at"] = timezone.now()
-    rows = type(obj)._default_manager.filter(pk=obj.pk, state=current).update(**fields)
+    model, current = type(obj), obj.state
+    _check(model, current, to, f"{model.__name__} #{obj.pk}")
+    fields = _row_fields(model, to, fields)
+    rows = model._default_manager.filter(pk=obj.pk, state=current).update(**fields)
     if rows:
         for name, value in fields.items():
             setattr(obj, name, value)
     return bool(rows)
+
+
+def transition_all(queryset: QuerySet, current: str, to: str, **fields: Any) -> int:
+    """Move every row of ``queryset`` that is still in ``current`` to ``to``, as one
+    compare-and-set ``UPDATE``: rows another worker moved first are left as they are.
+    Returns how many rows moved; raises IllegalTransition as :func:`transition` does."""
+    model = queryset.model
+    _check(model, current, to, f"{model.__name__} (bulk)")
+    return queryset.filter(state=current).update(**_row_fields(model, to, fields))

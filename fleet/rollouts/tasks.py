@@ -7,20 +7,12 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from fleet.rollouts import orchestrator, pipeline
-
-
-def _scheduler() -> orchestrator.Scheduler:
-    return orchestrator.Scheduler(
-        run_deployment=lambda pk: run_deployment.delay(pk),
-        advance_later=lambda pk, delay: advance_rollout.apply_async((pk,), countdown=delay),
-        recheck_health=pipeline.recheck_health,
-    )
+from fleet.rollouts import orchestrator, pipeline, steps
 
 
 @shared_task(name="rollouts.advance", acks_late=True)
 def advance_rollout(rollout_id: int) -> None:
-    orchestrator.advance(rollout_id, _scheduler())
+    orchestrator.advance(rollout_id, SCHEDULER)
 
 
 @shared_task(name="rollouts.run_deployment", acks_late=True)
@@ -41,3 +33,12 @@ def sweep() -> dict[str, int]:
     for pk in active:
         advance_rollout.delay(pk)
     return {"deployments": len(stuck), "rollouts": len(active)}
+
+
+# What the orchestrator and the services enqueue through (installed by RolloutsConfig.ready).
+SCHEDULER = orchestrator.Scheduler(
+    run_deployment=lambda pk: run_deployment.delay(pk),
+    advance=lambda pk: advance_rollout.delay(pk),
+    advance_later=lambda pk, delay: advance_rollout.apply_async((pk,), countdown=delay),
+    recheck_health=steps.recheck_health,
+)

@@ -67,6 +67,7 @@ def test_bad_rollouts_are_refused_and_nothing_is_created(operator, fleet3, body,
     response = create(operator, release, **body)
     assert response.status_code == status, response.content
     assert fragment in str(response.json()[key])
+    assert response.json()["code"] == "rollout.invalid"
     assert not Rollout.objects.exists() and not ClusterDeployment.objects.exists()
 
 
@@ -74,7 +75,7 @@ def test_a_cluster_in_an_unfinished_rollout_cannot_join_another(operator, fleet3
     release, _ = fleet3
     first = create(operator, release).json()["id"]
     response = create(operator, release)
-    assert response.status_code == 409
+    assert response.status_code == 409 and response.json()["code"] == "rollout.state"
     assert f"canary-1 (rollout #{first})" in response.json()["selector"][0]
 
 
@@ -84,6 +85,7 @@ def test_protected_clusters_need_an_admin(operator, admin_client_api, fleet3):
     clusters[0].save()
     response = create(operator, release)
     assert response.status_code == 403 and "canary-1" in response.json()["detail"]
+    assert response.json()["code"] == "rollout.forbidden"
     assert create(admin_client_api, release).status_code == 201
 
 
@@ -103,6 +105,18 @@ def test_author_cannot_approve_and_finished_rollouts_refuse_actions(operator, ad
         response = operator.post(f"{URL}{rollout_id}/{verb}/")
         assert response.status_code == 409, verb
         assert "it is aborted" in response.json()["detail"]
+
+
+def test_a_rollback_names_its_scope_and_needs_clusters_to_return(operator, fleet3):
+    release, _ = fleet3
+    rollout_id = create(operator, release).json()["id"]
+    operator.post(f"{URL}{rollout_id}/abort/")
+    bad = operator.post(f"{URL}{rollout_id}/rollback/", {"scope": "some"}, format="json")
+    assert bad.status_code == 400 and bad.json()["scope"] == ["scope must be failed or all"]
+    empty = operator.post(f"{URL}{rollout_id}/rollback/", {"scope": "all"}, format="json")
+    assert empty.status_code == 400 and empty.json()["code"] == "rollout.invalid"
+    assert "no all cluster with a previous deployment" in empty.json()["detail"]
+    assert Rollout.objects.count() == 1
 
 
 def test_viewers_read_but_cannot_act(viewer, operator, fleet3):

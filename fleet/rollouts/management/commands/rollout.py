@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from fleet.core.commands import FleetCommand
 from fleet.inventory.models import Release
 from fleet.rollouts import services
+from fleet.rollouts.errors import RolloutError
 from fleet.rollouts.models import Rollout
 from fleet.rollouts.progress import rollout_progress
 from fleet.rollouts.states import ROLLOUT_FINISHED
@@ -68,7 +69,7 @@ class Command(FleetCommand):
     def handle(self, *args, **options) -> None:
         try:
             getattr(self, "do_" + options["subcommand"])(options)
-        except services.RolloutError as exc:
+        except RolloutError as exc:
             raise self.fail(str(exc))
 
     def _user(self, name: str):
