@@ -37,7 +37,7 @@ from fleet.render.services import RenderResult, render_dir
 __all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "Session", "UpgradeResult",
            "WorkspaceStatus", "commit_files", "configure", "fetch", "head", "history", "locked", "prepare",
            "push", "read_params", "render", "reset", "rollback_tree", "session", "status", "tag_deployment",
-           "upgrade", "workspace_for"]
+           "upgrade"]
 
 
 @contextmanager
@@ -49,12 +49,6 @@ def locked(cluster) -> Iterator[Workspace]:
         if not outer:
             workspace.ensure()
         yield workspace
-
-
-def workspace_for(cluster) -> Workspace:
-    """The cluster's workspace, cloned if needed; take :func:`locked` to use it."""
-    with locked(cluster) as workspace:
-        return workspace
 
 
 class Session:

@@ -25,10 +25,10 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from fleet.core.errors import FleetError
 from fleet.audit import services as audit
 from fleet.gitops import services as gitops
 from fleet.rollouts import steps
-from fleet.rollouts.errors import EXPECTED
 from fleet.rollouts.models import ClusterDeployment
 from fleet.rollouts.states import DeploymentState as D, RolloutState as R, transition
 from fleet.rollouts.steps import Context, StepFailed
@@ -146,10 +146,9 @@ def _failure(deployment: ClusterDeployment, name: str, exc: Exception) -> Failur
     failed step, with its message and its ``as_dict()``; ``StepFailed`` also says which
     state the deployment ends in. Anything else is a bug or an outage nobody expected:
     logged with its trace, and recorded all the same, never lost."""
-    if isinstance(exc, EXPECTED):
+    if isinstance(exc, FleetError):
         state = exc.state if isinstance(exc, StepFailed) else D.FAILED
-        # (an engine error not yet on the FleetError base may have no as_dict)
-        return Failure(state, str(exc), getattr(exc, "as_dict", dict)())
+        return Failure(state, str(exc), exc.as_dict())
     logger.error("deployment %s: step %s crashed", deployment.pk, name, exc_info=exc)
     return Failure(D.FAILED, f"{name} crashed: {type(exc).__name__}: {exc}", {})
 

@@ -9,8 +9,8 @@ from fleet.gitops import services as gitops
 from fleet.inventory.models import Cluster, Release
 from fleet.kube import services as kube
 from fleet.policy import services as policy
+from fleet.core.errors import FleetError
 from fleet.rollouts import services
-from fleet.rollouts.errors import EXPECTED
 from fleet.rollouts.steps import deployed_objects
 
 
@@ -55,6 +55,6 @@ def preview_cluster(cluster: Cluster, release: Release) -> dict[str, Any]:
                 outcome["diff"]["objects"] = [d.as_dict() for d in report.drifted[:100]]
             finally:
                 workspace.reset()
-    except EXPECTED as exc:
+    except FleetError as exc:
         outcome["error"] = str(exc)
     return outcome

@@ -158,7 +158,7 @@ def gate(context: Context) -> dict[str, Any]:
 
 def _first_denial(summary: dict[str, Any]) -> str:
     for violation in summary["violations"]:
-        if violation.get("enforcement") == "deny" and not violation.get("waived"):
+        if violation.get("enforcement") == "deny":  # a waived finding's enforcement is "waived"
             return f"{violation.get('rule')}: {violation.get('message')} ({violation.get('object')})"
     return "the gate failed closed"
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fleet.gitops import services
 from fleet.gitops.commits import Author
 from fleet.gitops.git import Git
+from fleet.gitops.workspace import Workspace
 from fleet.gitops.testrepo import PrimaryRepo, create_internal_repo, create_primary_repo
 from tests.factories import ChannelFactory, ClusterFactory
 
@@ -39,6 +41,13 @@ def make_cluster(db, tmp_path):
         return ClusterFactory(name=name, channel=channel, internal_repo_url=str(internal))
 
     return make
+
+
+def clone_of(cluster) -> Workspace:
+    """The cluster's workspace (cloned if needed), to inspect in assertions: the lock is
+    released on return, which only a test that runs nothing else at once may accept."""
+    with services.locked(cluster) as workspace:
+        return workspace
 
 
 def internal_ref(cluster, ref: str) -> str | None:

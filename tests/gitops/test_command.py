@@ -32,6 +32,6 @@ def test_status_history_and_render(primary, make_cluster):
     tag = services.tag_deployment(cluster, {"by": "cli"})
     assert '"clean": true' in run("status", cluster.name)
     assert run("history", cluster.name).startswith(tag)
-    assert "Deployment platform/web" in run("render", cluster.name)
+    assert "Deployment.apps platform/web" in run("render", cluster.name)
     with pytest.raises(CommandError, match="no cluster named 'nope'"):
         run("status", "nope")

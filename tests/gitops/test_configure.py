@@ -9,7 +9,7 @@ from fleet.audit.models import AuditEvent
 from fleet.gitops import services
 from fleet.gitops.constants import OVERLAY_FILE, PARAMS_FILE
 from fleet.gitops.git import Git
-from tests.gitops.conftest import AUTHOR, internal_ref
+from tests.gitops.conftest import AUTHOR, internal_ref, clone_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -27,7 +27,7 @@ def test_configure_commits_the_overlay_and_pushes_it(primary, make_cluster):
     result = services.configure(cluster, PARAMS, AUTHOR)
     assert result.changed and result.files == [OVERLAY_FILE, PARAMS_FILE]
     assert internal_ref(cluster, "main") == result.sha
-    git = Git(services.workspace_for(cluster).path)
+    git = Git(clone_of(cluster).path)
     assert git.run("log", "-1", "--format=%an <%ae>|%s").strip() == \
         "Ada Admin <ada@example.com>|Configure edge-1"
     assert git.run("rev-parse", "HEAD~1").strip() == primary.head("release-1.0")
@@ -72,10 +72,10 @@ def test_commits_start_from_internal(primary, make_cluster, tmp_path):
     from tests.gitops.conftest import push_to_internal
 
     cluster = make_cluster(primary, at=primary.head("release-1.0"))
-    services.workspace_for(cluster)
+    clone_of(cluster)
     person = push_to_internal(cluster, {"cluster/README.md": "edge site\n"}, "Document the site",
                               tmp_path=tmp_path)
     result = services.configure(cluster, PARAMS, AUTHOR)
-    git = Git(services.workspace_for(cluster).path)
+    git = Git(clone_of(cluster).path)
     assert git.run("rev-parse", "HEAD~1").strip() == person
     assert internal_ref(cluster, "main") == result.sha

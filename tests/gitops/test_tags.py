@@ -10,7 +10,7 @@ import pytest
 from fleet.audit.models import AuditEvent
 from fleet.gitops import services, tags
 from fleet.gitops.errors import BadInput
-from tests.gitops.conftest import AUTHOR, internal_ref
+from tests.gitops.conftest import AUTHOR, internal_ref, clone_of
 from tests.gitops.test_upgrade import release
 
 pytestmark = [pytest.mark.django_db]
@@ -25,7 +25,7 @@ def test_tag_records_the_deployment_and_is_pushed_with_the_branch(primary, make_
     assert tag == f"deploy/{TODAY}/release-1.0"
     assert internal_ref(cluster, "main") == configured.sha
     assert internal_ref(cluster, f"refs/tags/{tag}^{{commit}}") == configured.sha
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert ws.git.run("cat-file", "-t", tag).strip() == "tag"  # annotated
     message = ws.git.run("tag", "--list", "--format=%(contents)", tag)
     for line in ("local-branch: release-1.0", "upstream-branch: origin/release-1.0",
@@ -80,7 +80,7 @@ def test_rollback_checks_out_a_previous_tag_and_redeploys_it(primary, make_clust
 
     record = services.rollback_tree(cluster, good)
     assert (record.local_sha, record.local_branch) == (good_sha, "release-1.0")
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert (ws.branch(), ws.head()) == ("release-1.0", good_sha)
     assert next(o for o in services.render(cluster).objects if o["kind"] == "Deployment")[
         "spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.0.0")

@@ -13,7 +13,7 @@ from fleet.gitops.git import Git
 from fleet.gitops.testrepo import create_primary_repo
 from fleet.render.errors import RenderError
 from tests.factories import ChannelFactory, ReleaseFactory
-from tests.gitops.conftest import AUTHOR, internal_ref, push_to_internal
+from tests.gitops.conftest import AUTHOR, internal_ref, push_to_internal, clone_of
 
 pytestmark = [pytest.mark.django_db]
 
@@ -25,7 +25,7 @@ def release(vendor, branch: str, sha: str = ""):
 
 
 def _snapshot(cluster):
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     return ws.branch(), ws.head(), ws.changed_files(), internal_ref(cluster, "main")
 
 
@@ -37,7 +37,7 @@ def test_upgrade_across_releases_replays_the_cluster_commits(primary, make_clust
     assert result.ok and result.changed and result.replayed == 1
     assert (result.from_branch, result.to_branch) == ("release-1.0", "release-1.1")
     assert result.to_upstream == primary.head("release-1.1")
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert ws.branch() == "release-1.1"
     assert ws.git.run("rev-parse", "--abbrev-ref", "@{upstream}").strip() == "origin/release-1.1"
     assert ws.git.run("rev-parse", "HEAD~1").strip() == primary.head("release-1.1")
@@ -76,7 +76,7 @@ def test_conflict_aborts_and_leaves_everything_as_it_was(primary, make_cluster, 
     assert result.conflicts == ["base/configmap.yaml"]
     assert "base/configmap.yaml" in result.error
     assert _snapshot(cluster) == before
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert not (ws.path / ".git" / "rebase-merge").exists()
     assert ws.git.run("branch", "--format=%(refname:short)").split() == ["release-1.0"]
     event = AuditEvent.objects.get(action="gitops.upgrade")
@@ -98,7 +98,7 @@ def test_migration_runs_before_the_rebase(primary, make_cluster):
     services.configure(cluster, {"replicas": {"web": 3}, "components": ["ingress"]}, AUTHOR)
     result = services.upgrade(cluster, release(primary, "release-1.2"))
     assert result.ok and result.migration == "migrations/1.1-1.2" and result.replayed == 2
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert ws.git.run("log", "-1", "--format=%an|%s").strip() == \
         "Fleet|Migrate cluster files from release-1.1 to release-1.2"
     params = yaml.safe_load((ws.path / "cluster" / "params.yaml").read_text())
@@ -147,14 +147,14 @@ def test_upgrade_of_a_cluster_without_commits_of_its_own(primary, make_cluster):
 def test_prepare_discards_what_a_crashed_attempt_left_and_upgrades(primary, make_cluster):
     cluster = make_cluster(primary)
     configured = services.configure(cluster, {"replicas": {"web": 2}}, AUTHOR)
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     (ws.path / "cluster" / "stray.yaml").write_text("left by a crashed job")
     ws.git.run("add", "--all")
     ws.git.run("commit", "--quiet", "-m", "stray")
     (ws.path / "dirty.txt").write_text("x")
     result = services.prepare(cluster, release(primary, "release-1.1"))
     assert result.ok and result.replayed == 1 and result.from_upstream == primary.head("release-1.0")
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert not (ws.path / "cluster" / "stray.yaml").exists() and ws.changed_files() == []
     assert ws.git.run("log", "-1", "--format=%s").strip() == "Configure edge-1"
     assert ws.head() == result.head != configured.sha  # the configuration, rebased onto 1.1

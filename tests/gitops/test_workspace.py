@@ -9,14 +9,14 @@ import pytest
 
 from fleet.gitops import services
 from fleet.gitops.errors import BadInput, WorkspaceBusy
-from tests.gitops.conftest import internal_ref
+from tests.gitops.conftest import internal_ref, clone_of
 
 pytestmark = [pytest.mark.django_db]
 
 
 def test_clone_names_remotes_and_tracks_the_channel_branch(primary, make_cluster):
     cluster = make_cluster(primary)
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert ws.git.run("remote").split() == ["internal", "origin"]
     assert ws.branch() == "release-1.0"
     assert ws.git.run("rev-parse", "--abbrev-ref", "@{upstream}").strip() == "origin/release-1.0"
@@ -25,11 +25,11 @@ def test_clone_names_remotes_and_tracks_the_channel_branch(primary, make_cluster
 
 def test_clone_is_reused_not_recloned(primary, make_cluster):
     cluster = make_cluster(primary)
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     marker = ws.path / ".git" / "fleet-marker"
     marker.write_text("still here")
     services.fetch(cluster)
-    assert services.workspace_for(cluster).path == ws.path and marker.exists()
+    assert clone_of(cluster).path == ws.path and marker.exists()
 
 
 def test_clone_starts_from_internal_when_it_has_the_branch(primary, make_cluster):
@@ -43,7 +43,7 @@ def test_clone_starts_from_internal_when_it_has_the_branch(primary, make_cluster
 
 def test_status_reports_dirty_ahead_and_missing_internal(primary, make_cluster):
     cluster = make_cluster(primary)
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert services.status(cluster).internal is None  # nothing pushed yet
     (ws.path / "notes.txt").write_text("scratch")
     ws.git.run("add", "notes.txt")
@@ -56,7 +56,7 @@ def test_status_reports_dirty_ahead_and_missing_internal(primary, make_cluster):
 
 def test_reset_returns_to_the_known_state(primary, make_cluster):
     cluster = make_cluster(primary, at=primary.head("release-1.0"))
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     (ws.path / "base" / "configmap.yaml").write_text("garbage")
     ws.git.run("commit", "--quiet", "-am", "oops")
     (ws.path / "untracked.yaml").write_text("x")
@@ -68,13 +68,13 @@ def test_reset_returns_to_the_known_state(primary, make_cluster):
 def test_missing_channel_branch_is_refused(primary, make_cluster):
     cluster = make_cluster(primary, branch="release-9.9")
     with pytest.raises(BadInput, match="branch 'release-9.9' does not exist in the primary repo"):
-        services.workspace_for(cluster)
+        clone_of(cluster)
     assert internal_ref(cluster, "main") is None
 
 
 def test_one_job_at_a_time(primary, make_cluster):
     cluster = make_cluster(primary)
-    services.workspace_for(cluster)
+    clone_of(cluster)
     inside, release = threading.Event(), threading.Event()
 
     def hold():
@@ -116,7 +116,7 @@ def test_remotes_follow_the_inventory(primary, make_cluster, tmp_path):
     from fleet.gitops.testrepo import create_internal_repo
 
     cluster = make_cluster(primary)
-    services.workspace_for(cluster)
+    clone_of(cluster)
     cluster.internal_repo_url = str(create_internal_repo(tmp_path / "moved" / "edge-1.git"))
-    ws = services.workspace_for(cluster)
+    ws = clone_of(cluster)
     assert ws.git.run("remote", "get-url", "internal").strip() == cluster.internal_repo_url
