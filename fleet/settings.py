@@ -94,6 +94,8 @@ FLEET_OPA_PARALLELISM = env.int("FLEET_OPA_PARALLELISM", 2, minimum=1)
 FLEET_POLICY_MEMO_OBJECTS = env.int("FLEET_POLICY_MEMO_OBJECTS", 100_000)
 
 LOG_LEVEL = env.choice("FLEET_LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
+# The dev tooling (fleet.dev: local fleet, test repos, demo) and its commands; never in production.
+FLEET_DEV_TOOLS = env.bool("FLEET_DEV_TOOLS", False)
 
 env.check()
 
@@ -114,11 +116,11 @@ INSTALLED_APPS = [
     "fleet.inventory",
     "fleet.kube",
     "fleet.rollouts",
-    "fleet.localfleet",
     "fleet.gitops",
     "fleet.render",
     "fleet.api",
     "fleet.policy",
+    *(["fleet.dev"] if FLEET_DEV_TOOLS else []),
 ]
 
 MIDDLEWARE = [

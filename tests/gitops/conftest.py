@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from fleet.dev.testrepo import PrimaryRepo, create_internal_repo, create_primary_repo
 from fleet.gitops.commits import Author
 from fleet.gitops.git import Git
-from fleet.gitops.testrepo import PrimaryRepo, create_internal_repo, create_primary_repo
 from tests.factories import ChannelFactory, ClusterFactory
 
 AUTHOR = Author("Ada Admin", "ada@example.com")

@@ -149,7 +149,7 @@ def test_decisions_are_listed_and_filtered(viewer, baseline_set):
 
 
 def test_an_unreachable_opa_denies_with_the_reason(viewer, baseline_set, settings):
-    from fleet.policy.engines.opa_process import free_port
+    from fleet.dev.opa_process import free_port
 
     settings.FLEET_POLICY_ENGINE, settings.FLEET_OPA_URL = "opa", f"http://127.0.0.1:{free_port()}"
     reset_engines()
