@@ -13,10 +13,11 @@ import yaml
 
 from fleet.dev.testrepo import create_primary_repo
 from fleet.gitops.git import Git
+from fleet.gitops.mirror import render_ref
 from fleet.render.errors import RenderError
 from fleet.render.limits import RenderLimits
 from fleet.render.safety import check_kustomization_tree
-from fleet.render.services import render_dir, render_ref
+from fleet.render.services import render_dir
 from fleet.toolchain.errors import ToolchainError
 
 pytestmark = [pytest.mark.embedded]
