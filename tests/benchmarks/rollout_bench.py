@@ -339,7 +339,7 @@ def median(values: list[float]) -> float:
 
 
 def run_rollout(release, selector: str, count: int, max_parallel: int, author, timeout: float) -> dict[str, Any]:
-    from fleet.audit import context
+    from fleet.core import context
     from fleet.rollouts import services
     from fleet.rollouts.services import RolloutRequest
 
@@ -513,7 +513,7 @@ def main() -> None:
 
     from django.contrib.auth import get_user_model
 
-    from fleet.audit import context
+    from fleet.core import context
     from fleet.dev.localfleet.fleet import LocalFleet
     from fleet.inventory import services as inventory
     from fleet.inventory.credentials import ClusterCredentials

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import pytest
 from django.conf import settings
 
-from fleet.audit import context
+from fleet.core import context
 from fleet.dev import testrepo
 from fleet.dev.localfleet.register import register
 from fleet.inventory.models import Channel, Cluster, Release

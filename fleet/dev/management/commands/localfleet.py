@@ -76,7 +76,7 @@ class Command(BaseCommand):
     def _register(self, clusters, channel, repos: str) -> None:
         from pathlib import Path
 
-        from fleet.audit import context
+        from fleet.core import context
         from fleet.dev.localfleet.register import register
 
         root = Path(repos).resolve()

@@ -1,5 +1,9 @@
-"""Who is acting, from where, under which request id: set once per request, command
-or task, read by every audit record (and log line) made while it is active."""
+"""Who is acting, from where, under which request id: set once per request (the
+middleware), command (``FleetCommand``) or task (``fleet.celery``), read by every audit
+record (and log line) made while it is active, and carried into the tasks it enqueues.
+
+A ground-layer concern: the entry points open it and the records read it, so it
+belongs to neither; it imports nothing of Fleet's and nothing of Django's."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @dataclass(frozen=True)
-class AuditContext:
+class Context:
     source: str
     request_id: str
     actor: str | None = None
@@ -31,7 +35,7 @@ class AuditContext:
         return "anonymous"
 
 
-_current: ContextVar[AuditContext | None] = ContextVar("fleet_audit_context", default=None)
+_current: ContextVar[Context | None] = ContextVar("fleet_context", default=None)
 
 
 def new_request_id(candidate: str | None = None) -> str:
@@ -41,16 +45,16 @@ def new_request_id(candidate: str | None = None) -> str:
     return uuid.uuid4().hex
 
 
-def current() -> AuditContext:
-    return _current.get() or AuditContext(source="system", request_id="", actor="system")
+def current() -> Context:
+    return _current.get() or Context(source="system", request_id="", actor="system")
 
 
 @contextmanager
 def activate(*, source: str, actor: str | None = None, request: Any = None,
-             request_id: str | None = None) -> Iterator[AuditContext]:
+             request_id: str | None = None) -> Iterator[Context]:
     if source not in SOURCES:
-        raise ValueError(f"unknown audit source {source!r}")
-    context = AuditContext(source=source, request_id=new_request_id(request_id), actor=actor,
+        raise ValueError(f"unknown context source {source!r}")
+    context = Context(source=source, request_id=new_request_id(request_id), actor=actor,
                            request=request)
     token = _current.set(context)
     try:

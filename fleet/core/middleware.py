@@ -1,4 +1,4 @@
-"""Opens an audit context per HTTP request and echoes its request id."""
+"""Opens the context (``fleet.core.context``) per HTTP request and echoes its request id."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from fleet.audit import context
+from fleet.core import context
 
 
 def _source(path: str) -> str:
