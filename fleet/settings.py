@@ -57,7 +57,7 @@ FLEET_ROLLOUT_MAX_ATTEMPTS = env.int("FLEET_ROLLOUT_MAX_ATTEMPTS", 3, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
     "sweep-rollouts": {"task": "rollouts.sweep", "schedule": float(FLEET_ROLLOUT_SWEEP_SECONDS)},
-    "probe-fleet": {"task": "kube.probe_fleet", "schedule": 60.0},
+    "probe-fleet": {"task": "inventory.probe_fleet", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
