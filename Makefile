@@ -2,7 +2,7 @@
 # Runs the product on its embedded defaults (installs what it needs).
 run:
 	scripts/run.sh
-# Installs what the tests need (Python deps, PostgreSQL, Redis, the local-fleet binaries)
+# Installs what the tests need (Python deps, PostgreSQL, Redis, the pinned Go-built tools)
 # and runs the whole suite: on PostgreSQL, then the embedded subset on SQLite.
 test:
 	scripts/test.sh

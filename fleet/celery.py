@@ -1,8 +1,8 @@
 """The Celery application. Tasks stay thin: they call services, and all state they
 advance lives in the database, so a task may be lost or run twice without harm.
 
-Every task runs in an audit context with source ``task``; the actor who enqueued it
-travels in the message headers, so the audit log says who a task acted for.
+Every task runs in a context (``fleet.core.context``) with source ``task``; the actor
+who enqueued it travels in the message headers, so the audit log says who a task acted for.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import before_task_publish
 
+from fleet.core import context
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
 
 ACTOR_HEADER, REQUEST_ID_HEADER = "fleet_actor", "fleet_request_id"
@@ -20,8 +22,6 @@ ACTOR_HEADER, REQUEST_ID_HEADER = "fleet_actor", "fleet_request_id"
 
 class AuditedTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from fleet.audit import context
-
         actor = getattr(self.request, ACTOR_HEADER, None) or f"task:{self.name}"
         request_id = getattr(self.request, REQUEST_ID_HEADER, None)
         with context.activate(source="task", actor=actor, request_id=request_id):
@@ -30,8 +30,6 @@ class AuditedTask(Task):
 
 @before_task_publish.connect
 def _carry_actor(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
-    from fleet.audit import context
-
     if headers is None:
         return
     current = context.current()

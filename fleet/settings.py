@@ -59,7 +59,7 @@ FLEET_ROLLOUT_MAX_ATTEMPTS = env.int("FLEET_ROLLOUT_MAX_ATTEMPTS", 3, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
     "sweep-rollouts": {"task": "rollouts.sweep", "schedule": float(FLEET_ROLLOUT_SWEEP_SECONDS)},
-    "probe-fleet": {"task": "kube.probe_fleet", "schedule": 60.0},
+    "probe-fleet": {"task": "inventory.probe_fleet", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
@@ -93,6 +93,8 @@ FLEET_OPA_PARALLELISM = env.int("FLEET_OPA_PARALLELISM", 2, minimum=1)
 FLEET_POLICY_MEMO_OBJECTS = env.int("FLEET_POLICY_MEMO_OBJECTS", 100_000)
 
 LOG_LEVEL = env.choice("FLEET_LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
+# The dev tooling (fleet.dev: local fleet, test repos, demo) and its commands; never in production.
+FLEET_DEV_TOOLS = env.bool("FLEET_DEV_TOOLS", False)
 
 env.check()
 
@@ -113,17 +115,17 @@ INSTALLED_APPS = [
     "fleet.inventory",
     "fleet.kube",
     "fleet.rollouts",
-    "fleet.localfleet",
     "fleet.gitops",
     "fleet.render",
     "fleet.api",
     "fleet.policy",
+    *(["fleet.dev"] if FLEET_DEV_TOOLS else []),
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "fleet.audit.middleware.RequestContextMiddleware",
+    "fleet.core.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

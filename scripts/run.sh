@@ -8,13 +8,19 @@ PY=.venv/bin/python
 HOST="${FLEET_HOST:-127.0.0.1}"
 PORT="${FLEET_PORT:-8000}"
 
+# The tools the product runs are built (or found) now, never inside a request: kustomize
+# renders every kustomization. Its first build takes about a minute (it needs Go); later
+# runs only check the cache (~/.cache/fleet/bin). The product locates, never builds.
+$PY -m fleet.toolchain kustomize
 $PY manage.py migrate --no-input -v0
 $PY manage.py bootstrap
 $PY manage.py collectstatic --no-input -v0
 mkdir -p var/log
 if [ "${FLEET_DEMO:-}" = 1 ]; then
-  # The demo also needs a second user: rollouts are approved by someone other than their author.
-  $PY manage.py demo
+  # The demo is dev tooling (fleet.dev): its commands exist only with FLEET_DEV_TOOLS, which
+  # the server and worker do not need. It also needs a second user: rollouts are approved
+  # by someone other than their author.
+  FLEET_DEV_TOOLS=true $PY manage.py demo
   $PY manage.py accounts create-user approver --role admin >/dev/null 2>&1 &&
     echo "demo: created user 'approver' (admin); set its password with: python manage.py changepassword approver"
 fi
@@ -24,7 +30,7 @@ fi
 worker=$!
 stop() {
   kill $worker 2>/dev/null; wait $worker 2>/dev/null
-  if [ "${FLEET_DEMO:-}" = 1 ]; then $PY manage.py localfleet down --dir var/localfleet; fi
+  if [ "${FLEET_DEMO:-}" = 1 ]; then FLEET_DEV_TOOLS=true $PY manage.py localfleet down --dir var/localfleet; fi
 }
 trap stop EXIT INT TERM
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import models
 
-from fleet.audit.context import SOURCES
+from fleet.core.context import SOURCES
 from fleet.core.errors import FleetError
 
 GENESIS_HASH = "0" * 64

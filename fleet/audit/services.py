@@ -13,9 +13,9 @@ from typing import Any, Iterable, TypeVar
 from django.db import models, transaction
 from django.utils import timezone
 
-from fleet.audit import context
 from fleet.audit.models import GENESIS_HASH, AuditEvent
 from fleet.audit.snapshot import changed_fields, snapshot
+from fleet.core import context
 from fleet.core.locks import xact_lock
 
 M = TypeVar("M", bound=models.Model)

@@ -1,4 +1,4 @@
-"""Base for Fleet's management commands: an audit context (source ``cli``) around
+"""Base for Fleet's management commands: a context (source ``cli``) around
 every run, and a clean one-line error instead of a traceback for user mistakes."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from fleet.audit import context
+from fleet.core import context
 
 
 class FleetCommand(BaseCommand):

@@ -1,7 +1,7 @@
 """Read-only mirrors of repositories, to render a ref without any cluster or workspace.
 
 Used by the policy gate's CI endpoint: a repository URL and a ref come in, a tree
-goes out. Each URL gets one bare mirror under ``FLEET_WORKSPACE_DIR/_mirrors``
+goes out, and :func:`render_ref` renders it. Each URL gets one bare mirror under ``FLEET_WORKSPACE_DIR/_mirrors``
 (``_`` cannot start a cluster name), updated by fetch, and each request exports
 the ref's tree to a temporary directory that is removed afterwards.
 """
@@ -21,6 +21,8 @@ from fleet.gitops.errors import BadInput
 from fleet.gitops.git import Git, scrub
 from fleet.gitops.workspace import directory_lock
 from fleet.inventory.validators import validate_repo_url
+from fleet.render.limits import RenderLimits
+from fleet.render.services import RenderResult, render_dir
 
 
 @contextmanager
@@ -52,3 +54,15 @@ def exported_tree(repo_url: str, ref: str) -> Iterator[Path]:
             git.run("--work-tree", str(tree), "checkout", "--quiet", found, "--", ".",
                     env={"GIT_INDEX_FILE": str(Path(scratch) / "index")})
         yield tree
+
+
+def render_ref(repo_url: str, ref: str, path: str = "", *,
+               limits: RenderLimits | None = None) -> RenderResult:
+    """Render ``path`` of ``repo_url`` at ``ref`` (branch, tag or SHA), for CI and previews.
+
+    The repository is fetched into a reused mirror and the tree exported to a
+    temporary directory, so nothing here needs a cluster or a workspace.
+    """
+    with exported_tree(repo_url, ref) as tree:
+        target = tree / path if path else tree
+        return render_dir(target, root=tree, limits=limits)

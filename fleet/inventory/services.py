@@ -1,12 +1,25 @@
-"""Inventory operations shared by the API, the admin and clusters-as-code sync."""
+"""Inventory operations shared by the API, the admin, clusters-as-code sync and the
+probe tasks."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+from django.db import transaction
+from django.utils import timezone
+
 from fleet.audit import services as audit
+from fleet.inventory.choices import ClusterStatus
 from fleet.inventory.credentials import ClusterCredentials
 from fleet.inventory.models import Cluster
+
+# A probe's outcome (``ok`` or the kube adapter's error outcome) -> the cluster's status;
+# anything else is an error. The server answered for the first three, so they also
+# count as contact.
+PROBE_STATUS: Final = {"ok": ClusterStatus.READY, "unauthorized": ClusterStatus.UNAUTHORIZED,
+                       "forbidden": ClusterStatus.UNAUTHORIZED, "unreachable": ClusterStatus.UNREACHABLE,
+                       "timeout": ClusterStatus.UNREACHABLE}
+_ANSWERED: Final = {"ok", "unauthorized", "forbidden"}
 
 
 class _Unchanged:
@@ -43,3 +56,25 @@ def update_cluster(cluster: Cluster, fields: dict[str, Any],
 
 def delete_cluster(cluster: Cluster) -> None:
     audit.delete(cluster)
+
+
+def record_cluster_status(cluster: Cluster, *, outcome: str, message: str, version: str) -> None:
+    """Record what a probe of ``cluster`` found, from plain values (the inventory knows
+    no kube adapter), and refresh ``cluster`` in place.
+
+    ``last_contact_at`` is a plain update (every probe would otherwise add an audit
+    event); a change of status or message is a real event and goes through audit.
+    """
+    now = timezone.now()
+    status = PROBE_STATUS.get(outcome, ClusterStatus.ERROR)
+    message = message[:500]
+    with transaction.atomic():
+        current = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        if outcome in _ANSWERED:
+            Cluster.objects.filter(pk=cluster.pk).update(last_contact_at=now)
+            current.last_contact_at = now
+        if (current.status, current.status_message) != (status, message):
+            audit.update(current, {"status": status, "status_message": message},
+                         metadata={"probe": {"outcome": outcome, "version": version}})
+    cluster.status, cluster.status_message = current.status, current.status_message
+    cluster.last_contact_at = current.last_contact_at

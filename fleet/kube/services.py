@@ -1,4 +1,6 @@
-"""Cluster operations for the rest of Fleet (rollouts, drift, the API, tasks).
+"""Cluster operations for the rest of Fleet (rollouts, drift, the API, tasks). They only
+talk to clusters: recording what a cluster answered is the caller's (the inventory
+records probes, the rollouts their deployments).
 
 Each takes an inventory :class:`~fleet.inventory.models.Cluster` and uses its cached
 client. The modules underneath (:mod:`~fleet.kube.apply`, :mod:`~fleet.kube.diff`,
@@ -11,11 +13,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from django.db import transaction
-from django.utils import timezone
-
-from fleet.audit import services as audit
-from fleet.inventory.choices import ClusterStatus
 from fleet.inventory.models import Cluster
 from fleet.kube.apply import ApplyResult, apply_set
 from fleet.kube.applyset import ApplySet
@@ -28,13 +25,6 @@ from fleet.kube.probe import ProbeResult, probe
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-# A probe outcome -> the cluster's status. The server answered for these three, so
-# they also count as contact.
-_STATUS = {"ok": ClusterStatus.READY, "unauthorized": ClusterStatus.UNAUTHORIZED,
-           "forbidden": ClusterStatus.UNAUTHORIZED, "unreachable": ClusterStatus.UNREACHABLE,
-           "timeout": ClusterStatus.UNREACHABLE}
-_ANSWERED = {"ok", "unauthorized", "forbidden"}
 
 
 def applyset_for(cluster: Cluster) -> ApplySet:
@@ -63,31 +53,12 @@ def health(cluster: Cluster, refs: Iterable[ObjectRef], *, timeout: float) -> He
 
 
 def probe_cluster(cluster: Cluster) -> ProbeResult:
-    """Probe and record the result on the cluster (see :func:`record_probe`)."""
+    """Is the cluster there, and may we work on it? Only asks: recording what it answered
+    is the inventory's (``inventory.services.record_cluster_status``)."""
     try:
-        result = probe(client_for(cluster))
+        return probe(client_for(cluster))
     except KubeError as exc:  # refused credentials: no request was made
-        result = ProbeResult(False, "", None, exc.code, str(exc))
-    record_probe(cluster, result)
-    return result
-
-
-def record_probe(cluster: Cluster, result: ProbeResult) -> None:
-    """``last_contact_at`` is a plain update (every probe would otherwise add an audit
-    event); a change of status or message is a real event and goes through audit."""
-    now = timezone.now()
-    status = _STATUS.get(result.outcome, ClusterStatus.ERROR)
-    message = result.message[:500]
-    with transaction.atomic():
-        current = Cluster.objects.select_for_update().get(pk=cluster.pk)
-        if result.outcome in _ANSWERED:
-            Cluster.objects.filter(pk=cluster.pk).update(last_contact_at=now)
-            current.last_contact_at = now
-        if (current.status, current.status_message) != (status, message):
-            audit.update(current, {"status": status, "status_message": message},
-                         metadata={"probe": {"outcome": result.outcome, "version": result.version}})
-    cluster.status, cluster.status_message = current.status, current.status_message
-    cluster.last_contact_at = current.last_contact_at
+        return ProbeResult(False, "", None, exc.code, str(exc))
 
 
 def for_each(targets: Sequence[T], fn: Callable[[T], R], *,

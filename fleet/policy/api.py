@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from fleet.accounts.roles import Role
 from fleet.api.viewsets import BaseModelViewSet, BaseReadOnlyViewSet
-from fleet.audit import context
+from fleet.core import context
 from fleet.inventory.models import Cluster, Release
 from fleet.policy import services
 from fleet.policy.choices import DecisionSource

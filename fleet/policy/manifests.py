@@ -2,7 +2,8 @@
 
 Rendering belongs to ``fleet.render`` (kustomize or plain YAML, validated and hashed)
 so the gate in CI judges exactly what the pipeline would apply. Its errors become
-PolicyError(code="input"), naming the file.
+PolicyError(code="input"), naming the file; a missing kustomize stays a ToolchainError,
+the deployment's to fix rather than the caller's input.
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fleet.gitops.mirror import render_ref
 from fleet.policy.errors import PolicyError
+from fleet.render import objects
+from fleet.render.errors import RenderError
+from fleet.render.services import render_dir
+from fleet.toolchain.errors import ToolchainError
 
 
 def _render_error(exc: Exception) -> PolicyError:
@@ -19,9 +25,6 @@ def _render_error(exc: Exception) -> PolicyError:
 
 def parse_manifests(text: str, source: str = "manifests") -> list[dict[str, Any]]:
     """Objects from YAML/JSON text (several documents allowed)."""
-    from fleet.render import objects
-    from fleet.render.errors import RenderError
-
     try:
         documents = [(source, doc) for doc in objects.parse_stream(text, source)]
         return objects.validate(documents, max_objects=len(documents) + 1)
@@ -31,9 +34,6 @@ def parse_manifests(text: str, source: str = "manifests") -> list[dict[str, Any]
 
 def render_path(path: Path) -> list[dict[str, Any]]:
     """Render a directory (kustomize or plain YAML), or read one manifest file."""
-    from fleet.render.errors import RenderError
-    from fleet.render.services import render_dir
-
     path = Path(path)
     if path.is_file():
         return parse_manifests(path.read_text(encoding="utf-8"), path.name)
@@ -46,19 +46,11 @@ def render_path(path: Path) -> list[dict[str, Any]]:
 def render_git(repo_url: str, ref: str, path: str) -> tuple[list[dict[str, Any]], str]:
     """Render ``path`` of ``repo_url`` at ``ref``; returns the objects and their hash."""
     try:
-        from fleet.render.services import render_ref
-    except ImportError:
-        raise PolicyError("rendering from git is not available in this deployment",
-                          code="input") from None
-    from fleet.render.errors import RenderError
-
-    try:
         result = render_ref(repo_url, ref, path)
-    except ImportError:  # render_ref imports the git mirror lazily
-        raise PolicyError("rendering from git is not available in this deployment",
-                          code="input") from None
     except RenderError as exc:
         raise _render_error(exc) from None
+    except ToolchainError:
+        raise
     except Exception as exc:  # git failures come in many types; the caller needs a reason
         raise PolicyError(f"cannot render {repo_url}@{ref}:{path or '.'}: {exc}", code="input") from None
     return result.objects, result.content_hash

@@ -1,39 +1,32 @@
 """The kustomize adapter: ``kustomize build`` with plugins, exec, Helm and network off.
 
-The binary is the one the local-fleet setup builds (``fleet.localfleet.binaries``,
-overridable with ``FLEET_KUSTOMIZE_BIN``), resolved once per process. The build
-runs with a timeout and a file-size resource limit on its output, so a hostile
-kustomization cannot hang a worker or fill its memory.
+The binary is located, never built, in the toolchain's cache (``fleet.toolchain``,
+overridable with ``FLEET_KUSTOMIZE_BIN``): start-up builds it, and a render without it
+fails at once with ``toolchain.missing`` naming the command that installs it, rather
+than starting a build that takes minutes inside a request. The build runs with a
+timeout and a file-size resource limit on its output, so a hostile kustomization
+cannot hang a worker or fill its memory.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import resource
 import signal
 import subprocess
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
-from fleet.localfleet.binaries import ensure_binaries
 from fleet.render.errors import RenderError
 from fleet.render.limits import RenderLimits
 from fleet.render.safety import relative
-
-logger = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def binary() -> Path:
-    return ensure_binaries(["kustomize"], progress=logger.info)["kustomize"]
+from fleet.toolchain.cache import locate
 
 
 def build(directory: Path, root: Path, limits: RenderLimits) -> str:
     """Run ``kustomize build`` on ``directory`` (inside repo ``root``); return its YAML output."""
     shown = relative(directory, root)
-    command = [str(binary()), "build", "--load-restrictor", "LoadRestrictionsRootOnly", str(directory)]
+    command = [str(locate("kustomize")), "build", "--load-restrictor", "LoadRestrictionsRootOnly", str(directory)]
     # Only PATH (for git, if remote bases are allowed): no HOME, so no plugin directory.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_TERMINAL_PROMPT": "0"}
     limit = limits.max_output_bytes

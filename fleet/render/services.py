@@ -1,4 +1,5 @@
-"""Render a directory, or a path at a git ref, into a validated, hashed list of objects.
+"""Render a directory into a validated, hashed list of objects (a git ref is rendered by
+``fleet.gitops.mirror.render_ref``, which exports its tree and calls :func:`render_dir`).
 
 A directory with a kustomization is built by kustomize; any other directory is read
 as plain YAML/JSON manifests (recursively, in path order). Either way the input is
@@ -63,17 +64,3 @@ def render_dir(path: Path | str, *, root: Path | str | None = None,
         documents.extend((source, doc) for doc in parsed)
     result = objects.validate(documents, limits.max_objects)
     return RenderResult(result, objects.content_hash(result), "plain")
-
-
-def render_ref(repo_url: str, ref: str, path: str = "", *,
-               limits: RenderLimits | None = None) -> RenderResult:
-    """Render ``path`` of ``repo_url`` at ``ref`` (branch, tag or SHA), for CI and previews.
-
-    The repository is fetched into a reused mirror and the tree exported to a
-    temporary directory, so nothing here needs a cluster or a workspace.
-    """
-    from fleet.gitops.mirror import exported_tree
-
-    with exported_tree(repo_url, ref) as tree:
-        target = tree / path if path else tree
-        return render_dir(target, root=tree, limits=limits)

@@ -9,8 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from fleet.audit import context, services
+from fleet.audit import services
 from fleet.audit.models import AppendOnlyError, AuditEvent
+from fleet.core import context
 from tests.factories import ChannelFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]

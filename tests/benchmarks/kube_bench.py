@@ -49,7 +49,7 @@ def _kubectl(kubectl: Path, cluster: Any, *args: str, ok: tuple[int, ...] = (0,)
 @contextmanager
 def local_clusters(count: int) -> Iterator[list[Any]]:
     """``count`` fresh clusters of the local fleet, stopped and purged afterwards."""
-    from fleet.localfleet.fleet import LocalFleet
+    from fleet.dev.localfleet.fleet import LocalFleet
 
     fleet = LocalFleet(tempfile.mkdtemp(prefix="fleet-kube-bench-"))
     try:
@@ -78,7 +78,7 @@ def main() -> None:
     from fleet.kube.diff import diff_set
     from fleet.kube.errors import KubeError
     from fleet.kube.services import for_each
-    from fleet.localfleet.binaries import ensure_binaries
+    from fleet.toolchain.build import ensure_binaries
     from tests.kube.manifests import fleet_app
 
     kubectl = ensure_binaries(["kubectl"])["kubectl"]

@@ -97,14 +97,14 @@ def main() -> None:
     django.setup()
     import yaml
 
-    from fleet.localfleet.binaries import ensure_binaries
+    from fleet.dev.opa_process import opa_server
     from fleet.policy import gate
     from fleet.policy.bundle import load_bundle, read_directory
     from fleet.policy.engines.memo import MemoEngine
     from fleet.policy.engines.opa_engine import OpaEngine
-    from fleet.policy.engines.opa_process import opa_server
     from fleet.policy.engines.regopy_engine import RegopyEngine
     from fleet.policy.inputs import build_input
+    from fleet.toolchain.build import ensure_binaries
     from tests.policy.objects import release
 
     binaries = ensure_binaries(["opa", "conftest"], progress=lambda line: print(line, file=sys.stderr))

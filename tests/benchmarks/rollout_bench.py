@@ -295,7 +295,7 @@ def overlay_files(namespace: str, directory: str = "cluster") -> dict[str, str]:
 def build_repos(tmp: Path, names: list[str]):
     """The vendor primary repo and one internal repo per cluster; returns (primary, {name: path}, {name: objects})
     where objects are the kubectl baseline's rendered objects for namespace kb-<name>."""
-    from fleet.gitops import testrepo
+    from fleet.dev import testrepo
     from fleet.gitops.git import Git
     from fleet.render.services import render_dir
 
@@ -339,7 +339,7 @@ def median(values: list[float]) -> float:
 
 
 def run_rollout(release, selector: str, count: int, max_parallel: int, author, timeout: float) -> dict[str, Any]:
-    from fleet.audit import context
+    from fleet.core import context
     from fleet.rollouts import services
     from fleet.rollouts.services import RolloutRequest
 
@@ -513,12 +513,12 @@ def main() -> None:
 
     from django.contrib.auth import get_user_model
 
-    from fleet.audit import context
+    from fleet.core import context
+    from fleet.dev.localfleet.fleet import LocalFleet
     from fleet.inventory import services as inventory
     from fleet.inventory.credentials import ClusterCredentials
     from fleet.inventory.models import Channel, Release
-    from fleet.localfleet.binaries import ensure_binaries
-    from fleet.localfleet.fleet import LocalFleet
+    from fleet.toolchain.build import ensure_binaries
 
     kubectl = ensure_binaries(["kubectl"])["kubectl"]
     fleet = LocalFleet(tmp / "localfleet")

@@ -16,10 +16,10 @@ from typing import Callable, Iterator
 import pytest
 from django.conf import settings
 
-from fleet.audit import context
-from fleet.gitops import testrepo
+from fleet.core import context
+from fleet.dev import testrepo
+from fleet.dev.localfleet.register import register
 from fleet.inventory.models import Channel, Cluster, Release
-from fleet.localfleet.register import register
 from fleet.policy.services import import_policy_set
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from fleet.audit import context
+from fleet.core import context
 
 from fleet.gitops import services as gitops
 from fleet.gitops.commits import Author

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from fleet.dev.testrepo import PrimaryRepo, create_internal_repo, create_primary_repo
 from fleet.gitops import services
 from fleet.gitops.commits import Author
 from fleet.gitops.git import Git
 from fleet.gitops.workspace import Workspace
-from fleet.gitops.testrepo import PrimaryRepo, create_internal_repo, create_primary_repo
 from tests.factories import ChannelFactory, ClusterFactory
 
 AUTHOR = Author("Ada Admin", "ada@example.com")

@@ -58,6 +58,18 @@ def test_history_over_the_api(cluster, viewer):
     assert [(h["tag"], h["context"]) for h in history] == [(tag, {"rollout": 1})]
 
 
+def test_a_missing_kustomize_is_a_503_naming_it_and_nothing_is_built(cluster, viewer, monkeypatch, tmp_path):
+    cache = tmp_path / "bin"
+    monkeypatch.setenv("FLEET_BIN_CACHE", str(cache))
+    monkeypatch.delenv("FLEET_KUSTOMIZE_BIN", raising=False)
+    response = viewer.get(f"/api/v1/gitops/{cluster.name}/rendered/")
+    assert response.status_code == 503, response.content
+    body = response.json()
+    assert body["code"] == "toolchain.missing"
+    assert "kustomize" in body["detail"] and "python -m fleet.toolchain kustomize" in body["detail"]
+    assert not cache.exists()
+
+
 def test_repository_credentials_are_write_only_and_admin_only(operator, admin_client_api):
     url = "/api/v1/repository-credentials/"
     body = {"name": "vendor-git", "url_prefix": "https://git.example.com/", "kind": "https-token",

@@ -11,9 +11,9 @@ from django.core.exceptions import ValidationError
 
 from fleet.gitops import services
 from fleet.gitops.errors import BadInput
+from fleet.gitops.mirror import render_ref
 from fleet.gitops.models import CredentialKind, RepositoryCredential
 from fleet.render.errors import RenderError
-from fleet.render.services import render_ref
 from tests.factories import ClusterFactory
 from tests.gitops.conftest import AUTHOR, internal_ref, push_to_internal
 

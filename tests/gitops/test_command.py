@@ -1,4 +1,5 @@
-"""``manage.py gitops``: the demo's repositories and a cluster's status, history and render."""
+"""``manage.py gitops``: a cluster's status, history and render; and the dev tooling's
+``manage.py testrepos``, the demo's repositories."""
 
 from __future__ import annotations
 
@@ -7,24 +8,31 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from fleet.dev.management.commands import testrepos
 from fleet.gitops import services
 
 pytestmark = [pytest.mark.django_db]
 
 
-def run(*args: str) -> str:
+def run(*args: str, command: str | testrepos.Command = "gitops") -> str:
     out = io.StringIO()
-    call_command("gitops", *args, stdout=out)
+    call_command(command, *args, stdout=out)
     return out.getvalue()
 
 
+def make_test_repos(*args: str) -> str:
+    """The dev tooling's command, called as an instance: it runs whether or not
+    FLEET_DEV_TOOLS installs the app."""
+    return run(*args, command=testrepos.Command())
+
+
 def test_test_repos_creates_the_vendor_and_internal_repos(tmp_path):
-    output = run("test-repos", str(tmp_path), "--clusters", "edge-1,edge-2")
+    output = make_test_repos(str(tmp_path), "--clusters", "edge-1,edge-2")
     assert "release-1.2: " in output
     assert (tmp_path / "platform.git" / "HEAD").is_file()
     assert (tmp_path / "internal" / "edge-2.git" / "HEAD").is_file()
     with pytest.raises(CommandError, match="already exists"):
-        run("test-repos", str(tmp_path))
+        make_test_repos(str(tmp_path))
 
 
 def test_status_history_and_render(primary, make_cluster):

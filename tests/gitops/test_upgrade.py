@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from fleet.audit.models import AuditEvent
+from fleet.dev.testrepo import create_primary_repo
 from fleet.gitops import services
 from fleet.gitops.errors import BadInput
 from fleet.gitops.git import Git
-from fleet.gitops.testrepo import create_primary_repo
 from fleet.render.errors import RenderError
 from tests.factories import ChannelFactory, ReleaseFactory
 from tests.gitops.conftest import AUTHOR, internal_ref, push_to_internal, clone_of

@@ -113,7 +113,7 @@ def test_a_call_inside_a_held_workspace_does_not_check_the_clone_again(primary, 
 
 
 def test_remotes_follow_the_inventory(primary, make_cluster, tmp_path):
-    from fleet.gitops.testrepo import create_internal_repo
+    from fleet.dev.testrepo import create_internal_repo
 
     cluster = make_cluster(primary)
     clone_of(cluster)

@@ -7,10 +7,11 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
-from fleet.audit import context, services
+from fleet.audit import services
 from fleet.audit.models import AuditEvent
 from fleet.audit.tasks import verify_chain_task
 from fleet.celery import app
+from fleet.core import context
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -1,5 +1,6 @@
 """Services on inventory clusters: apply, health and diff through the cached client;
-probes with version and latency, status transitions audited once."""
+probes with version and latency (the kube adapter asks, the inventory records), status
+transitions audited once."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import pytest
 
 from fleet.audit.models import AuditEvent
 from fleet.celery import app as celery_app
+from fleet.inventory import tasks
 from fleet.inventory.choices import ClusterStatus
 from fleet.inventory.credentials import ClusterCredentials
-from fleet.kube import services, tasks
+from fleet.inventory.tasks import probe_and_record
+from fleet.kube import services
 from fleet.kube.applyset import ApplySet
 from fleet.kube.client import client_for, forget_clients
 from tests.factories import ClusterFactory
@@ -39,7 +42,7 @@ def status_events(cluster) -> list[AuditEvent]:
 
 def test_probe_reports_version_and_latency_and_marks_the_cluster_ready(local_cluster):
     cluster = inventory_cluster(local_cluster)
-    result = services.probe_cluster(cluster)
+    result = probe_and_record(cluster)
     assert result.ok and result.outcome == "ok"
     assert result.version.startswith("v1.")
     assert 0 < result.latency_ms < 5000
@@ -48,7 +51,7 @@ def test_probe_reports_version_and_latency_and_marks_the_cluster_ready(local_clu
     first_contact = cluster.last_contact_at
     assert first_contact is not None and len(status_events(cluster)) == 1
     # A second probe refreshes the contact time without another audit event.
-    services.probe_cluster(cluster)
+    probe_and_record(cluster)
     cluster.refresh_from_db()
     assert cluster.last_contact_at > first_contact
     assert len(status_events(cluster)) == 1
@@ -63,11 +66,19 @@ def test_probe_failures_set_the_status(local_cluster, which, status, outcome):
     token = {"bad-token": "nope", "viewer": local_cluster.viewer_token}.get(which)
     server = "https://127.0.0.1:1" if which == "closed-port" else None
     cluster = inventory_cluster(local_cluster, token=token, server=server)
-    result = services.probe_cluster(cluster)
+    result = probe_and_record(cluster)
     assert (result.ok, result.outcome) == (False, outcome)
     cluster.refresh_from_db()
     assert cluster.status == status and cluster.name in cluster.status_message
     assert (cluster.last_contact_at is None) == (which == "closed-port")
+
+
+def test_the_kube_probe_only_asks_and_records_nothing(local_cluster):
+    cluster = inventory_cluster(local_cluster)
+    assert services.probe_cluster(cluster).ok
+    cluster.refresh_from_db()
+    assert (cluster.status, cluster.last_contact_at) == (ClusterStatus.UNKNOWN, None)
+    assert status_events(cluster) == []
 
 
 def test_probe_tasks_fan_out_per_cluster(local_cluster, monkeypatch):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from fleet.localfleet.cluster import LocalCluster
-from fleet.localfleet.fleet import LocalFleet
+from fleet.dev.localfleet.cluster import LocalCluster
+from fleet.dev.localfleet.fleet import LocalFleet
 
 __all__ = ["RunningFleet", "local_fleet"]
 

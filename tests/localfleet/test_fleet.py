@@ -19,11 +19,11 @@ from django.core.management import call_command
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from fleet.localfleet.binaries import ensure_binaries
-from fleet.localfleet.cluster import LocalCluster
-from fleet.localfleet.constants import KUBERNETES_VERSION
-from fleet.localfleet.fleet import LocalFleet
-from fleet.localfleet.management.commands.localfleet import Command as LocalFleetCommand
+from fleet.dev.localfleet.cluster import LocalCluster
+from fleet.dev.localfleet.fleet import LocalFleet
+from fleet.dev.management.commands.localfleet import Command as LocalFleetCommand
+from fleet.toolchain.build import ensure_binaries
+from fleet.toolchain.constants import KUBERNETES_VERSION
 from tests.localfleet.fixtures import RunningFleet
 
 pytestmark = pytest.mark.cluster
@@ -163,7 +163,7 @@ def test_down_from_another_process_leaves_no_processes(tmp_path):
     """`up` in one process (which then exits: the fleet must outlive it), `down` in
     another: every recorded process, and anything else using the state dir, is gone."""
     state_dir = tmp_path / "fleet"
-    script = "import sys; from fleet.localfleet.fleet import LocalFleet; LocalFleet(sys.argv[1]).up(1)"
+    script = "import sys; from fleet.dev.localfleet.fleet import LocalFleet; LocalFleet(sys.argv[1]).up(1)"
     fleet = LocalFleet(state_dir)
     try:
         subprocess.run(

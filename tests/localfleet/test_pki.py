@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.localfleet import pki
+from fleet.dev.localfleet import pki
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fleet.localfleet.process import ProcessRecord, is_running, spawn, stop
+from fleet.dev.localfleet.process import ProcessRecord, is_running, spawn, stop
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_stop_kills_the_whole_process_group(tmp_path):
 
 def test_children_die_with_their_parent(tmp_path):
     script = (
-        "import sys; from pathlib import Path; from fleet.localfleet.process import spawn; "
+        "import sys; from pathlib import Path; from fleet.dev.localfleet.process import spawn; "
         "r = spawn('sleep', ['/bin/sleep', '300'], Path(sys.argv[1]), die_with_parent=True); print(r.pid)"
     )
     result = subprocess.run(

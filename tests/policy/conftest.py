@@ -8,12 +8,12 @@ from typing import Iterator
 
 import pytest
 
-from fleet.localfleet.binaries import ensure_binaries
+from fleet.dev.opa_process import opa_server
 from fleet.policy.bundle import Bundle, load_bundle, read_directory
 from fleet.policy.engines.base import Engine
 from fleet.policy.engines.opa_engine import OpaEngine
-from fleet.policy.engines.opa_process import opa_server
 from fleet.policy.engines.regopy_engine import RegopyEngine
+from fleet.toolchain.build import ensure_binaries
 
 POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"
 

@@ -10,6 +10,7 @@ import yaml
 from django.utils import timezone
 
 from fleet.audit.models import AuditEvent
+from fleet.dev.testrepo import create_primary_repo
 from fleet.policy.engines import reset_engines
 from fleet.policy.models import PolicyDecision, PolicySet, Waiver
 from tests.factories import ClusterFactory, ReleaseFactory
@@ -94,6 +95,18 @@ def test_repo_ref_path_is_rendered_or_refused_clearly(viewer, baseline_set):
     assert "render" in response.json()["detail"] or "not available" in response.json()["detail"]
 
 
+def test_a_git_ref_needing_a_missing_kustomize_is_a_503(viewer, baseline_set, settings, monkeypatch, tmp_path):
+    """The deployment lacks a tool: not the caller's input (400), and nothing is built."""
+    settings.FLEET_WORKSPACE_DIR = tmp_path / "ws"
+    vendor = create_primary_repo(tmp_path / "platform.git")
+    monkeypatch.setenv("FLEET_BIN_CACHE", str(tmp_path / "bin"))
+    monkeypatch.delenv("FLEET_KUSTOMIZE_BIN", raising=False)
+    response = viewer.post(EVALUATE, {"repo": vendor.url, "ref": "release-1.0", "path": "base"})
+    assert response.status_code == 503 and response.json()["code"] == "toolchain.missing"
+    assert "python -m fleet.toolchain kustomize" in response.json()["detail"]
+    assert not (tmp_path / "bin").exists()
+
+
 def test_policy_sets_need_admin_and_are_audited(operator, admin_client_api, baseline_files):
     payload = {"name": "baseline", "files": baseline_files, "selector": "env=prod", "mode": "warn"}
     assert operator.post("/api/v1/policy/sets/", payload).status_code == 403
@@ -149,7 +162,7 @@ def test_decisions_are_listed_and_filtered(viewer, baseline_set):
 
 
 def test_an_unreachable_opa_denies_with_the_reason(viewer, baseline_set, settings):
-    from fleet.policy.engines.opa_process import free_port
+    from fleet.dev.opa_process import free_port
 
     settings.FLEET_POLICY_ENGINE, settings.FLEET_OPA_URL = "opa", f"http://127.0.0.1:{free_port()}"
     reset_engines()

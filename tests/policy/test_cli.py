@@ -52,6 +52,16 @@ def test_check_against_a_policy_directory_needs_no_database(tmp_path):
     assert code == 0 and "ALLOWED" in out
 
 
+def test_a_kustomization_without_kustomize_names_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLEET_BIN_CACHE", str(tmp_path / "bin"))
+    monkeypatch.delenv("FLEET_KUSTOMIZE_BIN", raising=False)
+    app = write(tmp_path, [namespace()])
+    (app / "kustomization.yaml").write_text("resources: [all.yaml]\n")
+    with pytest.raises(CommandError, match="python -m fleet.toolchain kustomize") as raised:
+        call_command("policy", "check", str(app), "--policies", str(POLICIES_DIR), stdout=StringIO())
+    assert raised.value.returncode == 2 and not (tmp_path / "bin").exists()
+
+
 def test_json_and_junit_output(tmp_path):
     app = str(write(tmp_path, BAD))
     code, out = check(app, "--policies", str(POLICIES_DIR), "--output", "json")

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleet.dev.testrepo import create_primary_repo
 from fleet.gitops.git import Git
-from fleet.gitops.testrepo import create_primary_repo
-from fleet.render import kustomize
+from fleet.gitops.mirror import render_ref
 from fleet.render.errors import RenderError
 from fleet.render.limits import RenderLimits
 from fleet.render.safety import check_kustomization_tree
-from fleet.render.services import render_dir, render_ref
+from fleet.render.services import render_dir
+from fleet.toolchain.errors import ToolchainError
 
 pytestmark = [pytest.mark.embedded]
 LIMITS = RenderLimits(max_file_bytes=64 * 1024, max_total_bytes=1024 * 1024, max_files=200,
@@ -196,11 +197,24 @@ def test_kustomize_timeout(tmp_path, monkeypatch):
     slow = tmp_path / "slow-kustomize"
     slow.write_text("#!/bin/sh\nsleep 30\n")
     slow.chmod(0o755)
-    monkeypatch.setattr(kustomize, "binary", lambda: slow)
+    monkeypatch.setenv("FLEET_KUSTOMIZE_BIN", str(slow))
     write(tmp_path / "k", {"kustomization.yaml": {"resources": []}})
     with pytest.raises(RenderError, match="took longer than 1s") as raised:
         render_dir(tmp_path / "k", limits=dataclasses.replace(LIMITS, timeout_seconds=1))
     assert raised.value.code == "timeout"
+
+
+def test_a_missing_kustomize_is_named_with_its_install_command_and_never_built(tmp_path, monkeypatch):
+    """Rendering only locates kustomize: a build takes minutes and must not start in a request."""
+    cache = tmp_path / "bin"
+    monkeypatch.setenv("FLEET_BIN_CACHE", str(cache))
+    monkeypatch.delenv("FLEET_KUSTOMIZE_BIN", raising=False)
+    write(tmp_path / "k", {"kustomization.yaml": {"resources": []}})
+    with pytest.raises(ToolchainError) as raised:
+        render_dir(tmp_path / "k", limits=LIMITS)
+    assert raised.value.key == "toolchain.missing"
+    assert "kustomize" in str(raised.value) and "python -m fleet.toolchain kustomize" in str(raised.value)
+    assert not cache.exists()
 
 
 @pytest.mark.django_db

@@ -47,3 +47,17 @@ def test_manage_py_reports_bad_configuration_without_traceback(tmp_path):
     assert "FLEET_DEBUG='perhaps'" in result.stderr
     assert "CELERY_BROKER_URL='kafka://x'" in result.stderr
     assert "DATABASE_URL" not in result.stderr  # valid variables are not reported
+
+
+@pytest.mark.parametrize("value, installed", [(None, False), ("false", False), ("true", True)])
+def test_dev_tools_are_installed_only_when_asked(tmp_path, value, installed):
+    """Production settings leave the dev tooling (fleet.dev) and its commands out."""
+    env = {key: val for key, val in os.environ.items() if key != "FLEET_DEV_TOOLS"}
+    env.update({"FLEET_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+                **({"FLEET_DEV_TOOLS": value} if value is not None else {})})
+    result = subprocess.run([sys.executable, "manage.py", "help", "--commands"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    commands = set(result.stdout.split())
+    assert "gitops" in commands
+    assert {name in commands for name in ("localfleet", "demo", "testrepos")} == {installed}

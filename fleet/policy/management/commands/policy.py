@@ -24,6 +24,7 @@ from fleet.policy.engines import ENGINES, get_engine
 from fleet.policy.errors import PolicyError
 from fleet.policy.inputs import build_input
 from fleet.policy.manifests import render_path
+from fleet.toolchain.errors import ToolchainError
 
 OUTPUTS = {"human": reporting.human, "json": reporting.as_json, "junit": reporting.junit}
 
@@ -70,7 +71,7 @@ class Command(FleetCommand):
                 self.import_set(options)
             else:
                 self.run_check(options)
-        except PolicyError as exc:
+        except (PolicyError, ToolchainError) as exc:
             raise CommandError(str(exc), returncode=2) from None
 
     def import_set(self, options) -> None:
