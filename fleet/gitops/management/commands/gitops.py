@@ -9,10 +9,7 @@ import json
 from fleet.core.commands import FleetCommand
 from fleet.core.objects import ObjectRef
 from fleet.gitops import services
-from fleet.gitops.errors import GitOpsError
 from fleet.inventory.models import Cluster
-from fleet.render.errors import RenderError
-from fleet.toolchain.errors import ToolchainError
 
 
 class Command(FleetCommand):
@@ -29,17 +26,14 @@ class Command(FleetCommand):
         cluster = Cluster.objects.select_related("channel").filter(name=options["cluster"]).first()
         if cluster is None:
             raise self.fail(f"no cluster named {options['cluster']!r}")
-        try:
-            if options["subcommand"] == "status":
-                self.stdout.write(json.dumps(services.status(cluster).as_dict(), indent=2))
-            elif options["subcommand"] == "history":
-                for record in services.history(cluster):
-                    self.stdout.write(f"{record.tag}  {record.local_sha[:12]}  {record.upstream_branch}"
-                                      f"@{record.upstream_sha[:12]}  {json.dumps(record.context)}")
-            else:
-                result = services.render(cluster)
-                self.stdout.write(f"{result.content_hash} ({len(result.objects)} objects, {result.renderer})")
-                for obj in result.objects:
-                    self.stdout.write(f"  {ObjectRef.of(obj)}")
-        except (GitOpsError, RenderError, ToolchainError) as exc:
-            raise self.fail(str(exc)) from None
+        if options["subcommand"] == "status":
+            self.stdout.write(json.dumps(services.status(cluster).as_dict(), indent=2))
+        elif options["subcommand"] == "history":
+            for record in services.history(cluster):
+                self.stdout.write(f"{record.tag}  {record.local_sha[:12]}  {record.upstream_branch}"
+                                  f"@{record.upstream_sha[:12]}  {json.dumps(record.context)}")
+        else:
+            result = services.render(cluster)
+            self.stdout.write(f"{result.content_hash} ({len(result.objects)} objects, {result.renderer})")
+            for obj in result.objects:
+                self.stdout.write(f"  {ObjectRef.of(obj)}")

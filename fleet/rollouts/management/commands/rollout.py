@@ -12,7 +12,6 @@ from django.contrib.auth import get_user_model
 from fleet.core.commands import FleetCommand
 from fleet.inventory.models import Release
 from fleet.rollouts import services
-from fleet.rollouts.errors import RolloutError
 from fleet.rollouts.models import Rollout
 from fleet.rollouts.progress import rollout_progress
 from fleet.rollouts.states import ROLLOUT_FINISHED
@@ -67,10 +66,7 @@ class Command(FleetCommand):
         rollback.add_argument("--as-user", required=True)
 
     def handle(self, *args, **options) -> None:
-        try:
-            getattr(self, "do_" + options["subcommand"])(options)
-        except RolloutError as exc:
-            raise self.fail(str(exc))
+        getattr(self, "do_" + options["subcommand"])(options)
 
     def _user(self, name: str):
         user = get_user_model().objects.filter(username=name).first()
