@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from fleet.accounts.models import ApiToken
 from fleet.accounts.roles import Role
 from tests.factories import UserFactory
-from tests.localfleet.fixtures import *  # noqa: F401,F403 - the session's real local fleet
+from tests.dev.fixtures import *  # noqa: F401,F403 - the session's real local fleet
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.benchmarks.kube_bench [--clusters N] [--rounds R]
 
-Brings up N local clusters (tests/localfleet; real kube-apiservers) and, in the same
+Brings up N local clusters (tests/dev; real kube-apiservers) and, in the same
 run and with the same 20 objects per cluster on each side (a Namespace, ConfigMaps,
 Secrets, Services and Deployments; each side in its own namespace), measures:
 

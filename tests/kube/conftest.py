@@ -1,4 +1,4 @@
-"""Fixtures for the kube adapter against the real local fleet (tests/localfleet).
+"""Fixtures for the kube adapter against the real local fleet (tests/dev).
 
 Every test gets its own namespace and ApplySet, so tests never see each other's
 objects and may run in any order on the shared session clusters.

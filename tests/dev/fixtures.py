@@ -2,7 +2,7 @@
 
 Import it once, from the top-level ``tests/conftest.py``:
 
-    from tests.localfleet.fixtures import *  # noqa: F401,F403
+    from tests.dev.fixtures import *  # noqa: F401,F403
 
 (importing it again in a lower conftest would define a second session fixture, i.e. a
 second fleet). Tests that use it are marked ``@pytest.mark.cluster``.

@@ -24,7 +24,7 @@ from fleet.dev.localfleet.fleet import LocalFleet
 from fleet.dev.management.commands.localfleet import Command as LocalFleetCommand
 from fleet.toolchain.build import ensure_binaries
 from fleet.toolchain.constants import KUBERNETES_VERSION
-from tests.localfleet.fixtures import RunningFleet
+from tests.dev.fixtures import RunningFleet
 
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
