@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+import hashlib
+from dataclasses import astuple, dataclass
 from typing import Any, Mapping
 
 import yaml
@@ -30,9 +31,11 @@ _REFUSED_CLUSTER_KEYS = ("insecure-skip-tls-verify", "proxy-url")
 
 
 @dataclass(frozen=True, repr=False)
-class Kubeconfig:
-    """What the current context of a valid kubeconfig connects with."""
+class ConnectionSpec:
+    """Everything a client needs to reach one API server (from token or certificate
+    credentials, or a kubeconfig's current context). Never shows its secrets in repr."""
 
+    name: str
     server: str
     token: str = ""
     ca_pem: str = ""
@@ -41,7 +44,11 @@ class Kubeconfig:
     tls_server_name: str = ""
 
     def __repr__(self) -> str:
-        return f"Kubeconfig(server={self.server!r})"
+        return f"ConnectionSpec(name={self.name!r}, server={self.server!r})"
+
+    def fingerprint(self) -> str:
+        """Identifies the credentials (for a client cache) without revealing them."""
+        return hashlib.sha256("\0".join(astuple(self)).encode()).hexdigest()
 
 
 def _fail(message: str) -> CredentialError:
@@ -84,8 +91,10 @@ def _decode(body: Mapping[str, Any], key: str) -> str:
         raise _fail(f"kubeconfig {key} is not base64 PEM") from None
 
 
-def parse_kubeconfig(text: str) -> Kubeconfig:
-    """Validate every user and cluster of a kubeconfig and return its current context's."""
+def parse_kubeconfig(text: str, *, name: str = "", server: str = "") -> ConnectionSpec:
+    """Validate every user and cluster of a kubeconfig and return its current context's
+    connection, named ``name``; ``server`` (the inventory's URL), when given, wins over
+    the kubeconfig's own: the URL is what operators see and audit."""
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -108,8 +117,9 @@ def parse_kubeconfig(text: str) -> Kubeconfig:
     if cluster is None or user is None:
         missing = "cluster" if cluster is None else "user"
         raise _fail(f"kubeconfig has no {missing} named {context.get(missing)!r}")
-    return Kubeconfig(server=str(cluster.get("server") or ""), token=str(user.get("token") or ""),
-                      ca_pem=_decode(cluster, "certificate-authority-data"),
-                      client_cert_pem=_decode(user, "client-certificate-data"),
-                      client_key_pem=_decode(user, "client-key-data"),
-                      tls_server_name=str(cluster.get("tls-server-name") or ""))
+    return ConnectionSpec(name=name, server=server or str(cluster.get("server") or ""),
+                          token=str(user.get("token") or ""),
+                          ca_pem=_decode(cluster, "certificate-authority-data"),
+                          client_cert_pem=_decode(user, "client-certificate-data"),
+                          client_key_pem=_decode(user, "client-key-data"),
+                          tls_server_name=str(cluster.get("tls-server-name") or ""))

@@ -26,7 +26,8 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
 from fleet.kube import constants
-from fleet.kube.connection import ConnectionSpec, spec_for_cluster
+from fleet.inventory.kubeconfig import ConnectionSpec
+from fleet.kube.connection import spec_for_cluster
 from fleet.kube.discovery import Discovery
 from fleet.kube.errors import from_response, from_transport
 

@@ -74,7 +74,7 @@ def main() -> None:
     from fleet.kube.apply import apply_set
     from fleet.kube.applyset import ApplySet
     from fleet.kube.client import KubeClient
-    from fleet.kube.connection import ConnectionSpec
+    from fleet.inventory.kubeconfig import ConnectionSpec
     from fleet.kube.diff import diff_set
     from fleet.kube.errors import KubeError
     from fleet.kube.services import for_each

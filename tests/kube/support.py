@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fleet.kube.client import KubeClient
-from fleet.kube.connection import ConnectionSpec
+from fleet.inventory.kubeconfig import ConnectionSpec
 
 
 def connect(cluster, *, token: str | None = None, ca_pem: str | None = None,
