@@ -201,7 +201,7 @@ def tag_deployment(cluster, context: dict[str, Any] | None = None, *, push: bool
     Only internal is fetched first (its tags number the new one; origin plays no part)."""
     with locked(cluster) as ws:
         ws.fetch(origin=False)
-        tag, created = tags.create_tag(ws, context or {})
+        tag, created = tags.create_tag(ws, context or {}, audit_head=audit.chain_head().anchor)
         if created:
             audit.record("gitops.tag", target=cluster, metadata={"tag": tag, "sha": ws.head(),
                                                                   "context": context or {}})

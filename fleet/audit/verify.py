@@ -1,0 +1,269 @@
+"""Verifying the chain in the database: every event, every checkpoint, the archives,
+and (given them) the anchors the deploy tags recorded; naming the first disagreement.
+
+Speed matters (an auditor runs it over years of events, the hourly task over all of
+them): events are streamed in batches straight from the database cursor (no model
+instances), and each hash is recomputed with orjson, which writes the same canonical
+bytes as ``json.dumps`` for what Fleet records. Where it does not (exotic numbers),
+a mismatch is re-checked with the reference encoding before anything is reported,
+so the fast path can cost time but never a false alarm.
+
+What each check catches is in ``fleet_audit_verify.chain``; here are the parts only
+the database has: a tail cut after the last checkpoint or anchor (they name an event
+beyond the chain's end), archives that do not link up, and anchors from git.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import orjson
+from django.conf import settings
+from django.db import connection
+
+from fleet.audit.keys import trusted_keys
+from fleet.audit.models import AuditArchive, AuditCheckpoint
+from fleet_audit_verify.canonical import GENESIS_HASH, event_hash
+from fleet_audit_verify.chain import ChainWalker, Problem
+from fleet_audit_verify.signing import check
+
+BATCH = 5000
+COLUMNS = ("sequence", "timestamp", "actor", "source", "action", "target_type", "target_id", "target_repr",
+            "cluster", "before", "after", "request_id", "metadata", "prev_hash", "hash")
+_JSON = frozenset({"before", "after", "metadata"})
+_SORT = orjson.OPT_SORT_KEYS
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Something kept outside the database that says event ``sequence`` had ``hash``."""
+
+    sequence: int
+    hash: str
+    source: str  # for people: "deploy tag deploy/2026-01-02/release-1.1 of edge-1"
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> "Anchor | None":
+        """``<sequence>:<hash>`` as deploy tags record it; None when absent or malformed."""
+        sequence, _, digest = text.partition(":")
+        if not sequence.isdigit() or len(digest) != 64:
+            return None
+        return cls(int(sequence), digest, source)
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    checked: int
+    problem: Problem | None = None
+    head: dict[str, Any] = field(default_factory=dict)
+    checkpoints: int = 0
+    anchors: int = 0
+    archived: int = 0
+    elapsed: float = 0.0
+    good: int = 0  # events before the first problem
+
+    @property
+    def first_broken(self) -> int | None:
+        return self.problem.sequence if self.problem else None
+
+    @property
+    def reason(self) -> str:
+        return str(self.problem) if self.problem else ""
+
+
+    @property
+    def rate(self) -> float:
+        return self.checked / self.elapsed if self.elapsed else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked, "first_broken_sequence": self.first_broken,
+                "reason": self.reason, "head": self.head, "checkpoints": self.checkpoints,
+                "anchors": self.anchors, "archived_events": self.archived,
+                "events_per_second": round(self.rate)}
+
+
+def _iso(value: datetime.datetime | str) -> str:
+    """The timestamp as hashed; SQLite hands back naive UTC (as text or a datetime)."""
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    return (value if value.tzinfo else value.replace(tzinfo=datetime.UTC)).isoformat()
+
+
+def _content_ok(row: tuple) -> bool:
+    """Does the row's content hash to its stored hash? Fast path, then the reference one."""
+    (sequence, timestamp, actor, source, action, target_type, target_id, target_repr, cluster, before, after,
+     request_id, metadata, prev_hash, stored) = row
+    timestamp = _iso(timestamp)
+    try:
+        payload = {"action": action, "actor": actor, "after": None if after is None else orjson.loads(after),
+                   "before": None if before is None else orjson.loads(before), "cluster": cluster,
+                   "metadata": None if metadata is None else orjson.loads(metadata), "prev_hash": prev_hash,
+                   "request_id": request_id, "sequence": sequence, "source": source, "target_id": target_id,
+                   "target_repr": target_repr, "target_type": target_type, "timestamp": timestamp}
+        if hashlib.sha256(orjson.dumps(payload, option=_SORT)).hexdigest() == stored:
+            return True
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass
+    fields = dict(zip(COLUMNS, row))
+    fields["timestamp"] = timestamp
+    for name in _JSON:
+        fields[name] = None if fields[name] is None else json.loads(fields[name])
+    return event_hash(fields) == stored  # the reference encoding decides
+
+
+def rows(first: int, last: int | None = None) -> Iterator[tuple]:
+    """The events from ``first`` (to ``last``) in order, as raw tuples of ``COLUMNS``
+    (JSON as text, so it is parsed once, by the caller)."""
+    where = "sequence >= %s" + ("" if last is None else " AND sequence <= %s")
+    params = [first] if last is None else [first, last]
+    if connection.vendor == "postgresql":
+        select = ", ".join(f"{c}::text" if c in _JSON else c for c in COLUMNS)
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:  # psycopg's own: stream() overlaps server and client
+            yield from cursor.stream(f"SELECT {select} FROM audit_auditevent WHERE {where} ORDER BY sequence",
+                                     params, size=BATCH)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_auditevent WHERE {where} ORDER BY sequence",
+                       params)
+        while batch := cursor.fetchmany(BATCH):
+            yield from batch
+
+
+def event_fields(row: tuple) -> dict[str, Any]:
+    """A raw row as the hashed fields (and ``hash``), as bundles carry an event."""
+    fields = dict(zip(COLUMNS, row))
+    fields["timestamp"] = _iso(fields["timestamp"])
+    for name in _JSON:
+        fields[name] = None if fields[name] is None else orjson.loads(fields[name])
+    return fields
+
+
+def _manifest_of(path: Path) -> dict[str, Any]:
+    """A bundle's manifest: its last line (read from the end, not the whole file)."""
+    with path.open("rb") as handle:
+        handle.seek(max(path.stat().st_size - 256 * 1024, 0))
+        tail = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        manifest = json.loads(tail)
+    except ValueError:
+        return {}
+    return manifest if isinstance(manifest, dict) and manifest.get("kind") == "manifest" else {}
+
+
+def _archive_problem(keys: dict, archive: AuditArchive) -> str:
+    """Does the archive's bundle exist, and does its signed manifest say what the row says?"""
+    path = Path(archive.path)
+    if not path.is_file():
+        return f"its bundle {path} is missing"
+    manifest = _manifest_of(path)
+    why = check(keys, manifest) if manifest else "has no manifest"
+    if why:
+        return f"its bundle's manifest {why}"
+    expected = {"first_sequence": archive.first_sequence, "last_sequence": archive.last_sequence,
+                "first_prev_hash": archive.first_prev_hash, "last_hash": archive.last_hash}
+    wrong = [name for name, value in expected.items() if manifest.get(name) != value]
+    return f"the row's {', '.join(wrong)} differ from its signed bundle: the row was altered" if wrong else ""
+
+
+def _archive_start(keys: dict, archives: list[AuditArchive]) -> tuple[int, str, list[Problem]]:
+    """Where the events in the database must start, and whether the archives link up."""
+    problems, sequence, prev_hash = [], 1, GENESIS_HASH
+    for archive in archives:
+        if archive.first_sequence != sequence or archive.first_prev_hash != prev_hash:
+            problems.append(Problem(archive.first_sequence, 0, f"{archive} does not follow #{sequence - 1}: "
+                                    "the archives do not link up"))
+        elif why := _archive_problem(keys, archive):
+            problems.append(Problem(archive.first_sequence, 0, f"{archive}: {why}"))
+        sequence, prev_hash = archive.last_sequence + 1, archive.last_hash
+    return sequence, prev_hash, problems
+
+
+def _archived_checkpoint(keys: dict, statement: dict[str, Any], archives: dict[int, str]) -> Problem | None:
+    """A checkpoint of an archived event: its signature, and its hash where an archive ends."""
+    why = check(keys, statement)
+    sequence = statement["sequence"]
+    if why:
+        return Problem(sequence, 0, f"checkpoint of #{sequence} ({statement.get('time')}) {why}")
+    if sequence in archives and archives[sequence] != statement["hash"]:
+        return Problem(sequence, 0, f"checkpoint of #{sequence} disagrees with the archive ending there")
+    return None
+
+
+def verify_chain(*, anchors: Iterable[Anchor] = (), checkpoints: Iterable[dict[str, Any]] = ()) -> ChainReport:
+    """Check every event against its content and its predecessor, every checkpoint
+    (stored, plus ``checkpoints`` kept elsewhere) and every anchor; report the first
+    disagreement by position."""
+    started = time.perf_counter()
+    keys = trusted_keys()
+    archives = list(AuditArchive.objects.order_by("last_sequence"))
+    start, prev_hash, problems = _archive_start(keys, archives)
+    walker = ChainWalker(keys, first_sequence=start, first_prev_hash=prev_hash)
+    for problem in problems:
+        walker.fail(problem.sequence, problem.message)
+    statements = [c.statement() for c in AuditCheckpoint.objects.order_by("sequence")]
+    statements += [dict(c) for c in checkpoints]
+    archive_ends = {a.last_sequence: a.last_hash for a in archives}
+    pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    seen: set[tuple[int, str]] = set()
+    for statement in statements:
+        sequence = statement.get("sequence")
+        if not isinstance(sequence, int) or (sequence, str(statement.get("signature"))) in seen:
+            continue
+        seen.add((sequence, str(statement.get("signature"))))
+        if sequence < start:
+            problem = _archived_checkpoint(keys, statement, archive_ends)
+            if problem:
+                walker.fail(problem.sequence, problem.message)
+            walker.last_checkpoint = max(walker.last_checkpoint, sequence)
+        else:
+            pending[sequence].append(statement)
+    anchored: dict[int, list[Anchor]] = defaultdict(list)
+    anchor_count = 0
+    for anchor in anchors:
+        if anchor.sequence >= start:
+            anchored[anchor.sequence].append(anchor)
+            anchor_count += 1
+    for row in rows(start):
+        sequence = row[0]
+        walker.event(sequence, row[13], row[14], _content_ok(row))
+        if sequence in pending:
+            for statement in pending.pop(sequence):
+                walker.checkpoint(statement)
+        if sequence in anchored:
+            for anchor in anchored.pop(sequence):
+                walker.covers(sequence, anchor.hash, anchor.source)
+    last = walker.expected_sequence - 1
+    beyond = [(s, f"checkpoint of #{s} signed {items[0].get('time')}") for s, items in pending.items()]
+    beyond += [(s, items[0].source) for s, items in anchored.items()]
+    if beyond:
+        sequence, what = min(beyond)
+        walker.fail(last + 1, f"{what} names event #{sequence}, but the chain ends at #{last}: "
+                              f"events #{last + 1}..#{sequence} were removed (the tail was cut)")
+    walker.finish(settings.FLEET_AUDIT_CHECKPOINT_EVERY)
+    return ChainReport(walker.problem is None, walker.events, walker.problem,
+                       head={"sequence": last, "hash": walker.last_hash}, checkpoints=walker.checkpoints,
+                       anchors=anchor_count, archived=start - 1, elapsed=time.perf_counter() - started,
+                       good=walker.good if walker.problem else walker.events)
+
+
+def read_checkpoints(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
+    """Checkpoints kept outside the database (``audit checkpoints`` output), one JSON per line."""
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            statement = json.loads(raw)
+        except ValueError:
+            raise ValueError(f"line {number}: not JSON") from None
+        if not isinstance(statement, dict):
+            raise ValueError(f"line {number}: not a checkpoint")
+        yield statement
