@@ -74,7 +74,7 @@ class _Reader:
 
     def fail(self, message: str, sequence: int | None = None) -> None:
         if self.walker is None:
-            self.walker = ChainWalker(self.keys)
+            self.walker = ChainWalker(self.keys, by_line=True)
         at = sequence if sequence is not None else max(self.walker.expected_sequence - 1, 0)
         self.walker.fail(at, message, self.number)
 
@@ -107,13 +107,13 @@ class _Reader:
 
     def start(self, header: dict[str, Any] | None) -> None:
         if header is None or header.get("format") != FORMAT:
-            self.walker = ChainWalker(self.keys)
+            self.walker = ChainWalker(self.keys, by_line=True)
             self.fail(f"the first line is not a {FORMAT} header: not a Fleet audit bundle (or another version)")
             return
         self.header = header
         first = header.get("first_sequence")
         self.walker = ChainWalker(self.keys, first_sequence=first if isinstance(first, int) else 1,
-                                  first_prev_hash=header.get("first_prev_hash"))
+                                  first_prev_hash=header.get("first_prev_hash"), by_line=True)
         self.announced = sorted(s for s in header.get("checkpoints", []) if isinstance(s, int))
 
     def event(self, obj: dict[str, Any]) -> None:
@@ -151,7 +151,8 @@ class _Reader:
             return BundleReport(False, problem=self.walker.problem, lines=self.number)
         walker, header = self.walker, self.header
         self.expect_announced_before(walker.expected_sequence)
-        walker.finish(header.get("checkpoint_every") if isinstance(header.get("checkpoint_every"), int) else None)
+        walker.finish(header.get("checkpoint_every") if isinstance(header.get("checkpoint_every"), int) else None,
+                      self.number)
         manifest = self.manifest or {}
         if self.manifest is None:
             self.fail("the bundle ends without a manifest: it was truncated")

@@ -29,7 +29,7 @@ from fleet_audit_verify.canonical import GENESIS_HASH
 from fleet_audit_verify.signing import CHECKPOINT_FORMAT, check
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Problem:
     """The first disagreement: at event ``sequence`` (and bundle ``line``, when read from one)."""
 
@@ -52,8 +52,10 @@ class ChainWalker:
     """Feed ``event`` and ``checkpoint`` in chain order, then ``finish``."""
 
     def __init__(self, keys: Mapping[str, Ed25519PublicKey], *, first_sequence: int = 1,
-                 first_prev_hash: str | None = GENESIS_HASH):
+                 first_prev_hash: str | None = GENESIS_HASH, by_line: bool = False):
+        """``by_line``: the first problem is the first in the file (a bundle), not by sequence."""
         self.keys = keys
+        self.by_line = by_line
         self.first_sequence = first_sequence
         self.expected_sequence = first_sequence
         self.prev_hash = first_prev_hash  # None: not known (a bundle that starts mid-chain)
@@ -65,10 +67,13 @@ class ChainWalker:
 
     def fail(self, sequence: int, message: str, line: int = 0) -> None:
         candidate = Problem(sequence, line, message)
-        if self.problem is None or candidate < self.problem:
+        if self.problem is None or self._position(candidate) < self._position(self.problem):
             self.problem = candidate
             in_stream = sequence >= self.expected_sequence - 1
             self.good = self.events if in_stream else min(self.events, max(sequence - self.first_sequence, 0))
+
+    def _position(self, problem: Problem) -> tuple[int, int]:
+        return (problem.line, problem.sequence) if self.by_line else (problem.sequence, problem.line)
 
     def event(self, sequence: int, prev_hash: str, stored_hash: str, content_ok: bool, line: int = 0) -> None:
         if sequence != self.expected_sequence:
@@ -117,8 +122,8 @@ class ChainWalker:
         self.fail(after + every, f"no checkpoint for the {every} events after #{after} (one is signed every "
                                  f"{every} events): a checkpoint was removed", line)
 
-    def finish(self, every: int | None) -> None:
+    def finish(self, every: int | None, line: int = 0) -> None:
         """The tail: with more than ``every`` events after the last checkpoint, one is missing."""
         last = self.expected_sequence - 1
         if every and last - self.last_checkpoint >= every:
-            self.missing_checkpoint(self.last_checkpoint, every)
+            self.missing_checkpoint(self.last_checkpoint, every, line)

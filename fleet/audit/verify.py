@@ -246,8 +246,9 @@ def verify_chain(*, anchors: Iterable[Anchor] = (), checkpoints: Iterable[dict[s
     beyond += [(s, items[0].source) for s, items in anchored.items()]
     if beyond:
         sequence, what = min(beyond)
+        removed = f"event #{sequence} was" if sequence == last + 1 else f"events #{last + 1}..#{sequence} were"
         walker.fail(last + 1, f"{what} names event #{sequence}, but the chain ends at #{last}: "
-                              f"events #{last + 1}..#{sequence} were removed (the tail was cut)")
+                              f"{removed} removed (the tail was cut)")
     walker.finish(settings.FLEET_AUDIT_CHECKPOINT_EVERY)
     return ChainReport(walker.problem is None, walker.events, walker.problem,
                        head={"sequence": last, "hash": walker.last_hash}, checkpoints=walker.checkpoints,
