@@ -39,6 +39,7 @@ MAX_GROUP_KEYS = 3
 @dataclass
 class _Deployment:
     cluster: Cluster
+    channel: str  # what was deployed: the release's channel, or for a rollback its target tag's
     finished_at: datetime.datetime
     upstream_sha: str
     failed: bool
@@ -58,8 +59,11 @@ def _collect(scope: ReportScope, commit_times: CommitTimes) -> list[_Deployment]
     rows = list(ClusterDeployment.objects.filter(cluster__in=in_scope, finished_at__gte=scope.since,
                                                  finished_at__lt=scope.until,
                                                  state__in=("succeeded", "failed"))
-                .select_related("cluster__channel", "rollout").order_by("finished_at", "id"))
+                .select_related("cluster__channel", "rollout__release__channel").order_by("finished_at", "id"))
     rows = [d for d in rows if _changed(d)]
+    targets = dict(((d.cluster_id, d.tag), d.rollout.release.channel.name) for d in ClusterDeployment.objects.filter(
+        cluster_id__in={d.cluster_id for d in rows}, tag__in={d.target_tag for d in rows if d.target_tag})
+        .select_related("rollout__release__channel"))
     rolled_back = set(ClusterDeployment.objects.filter(
         rollout__kind=Rollout.Kind.ROLLBACK, rollout__rollback_of_id__in={d.rollout_id for d in rows},
         started_at__isnull=False).values_list("rollout__rollback_of_id", "cluster_id"))
@@ -72,7 +76,8 @@ def _collect(scope: ReportScope, commit_times: CommitTimes) -> list[_Deployment]
     found = []
     for d in rows:
         failed = d.state == "failed" or (d.rollout_id, d.cluster_id) in rolled_back
-        item = _Deployment(d.cluster, d.finished_at, d.upstream_sha, failed)
+        channel = targets.get((d.cluster_id, d.target_tag), "") if d.target_tag else d.rollout.release.channel.name
+        item = _Deployment(d.cluster, channel or d.rollout.release.channel.name, d.finished_at, d.upstream_sha, failed)
         if failed:
             later = successes[d.cluster_id]
             index = bisect.bisect_right(later, d.finished_at)
@@ -138,7 +143,7 @@ def build(scope: ReportScope, commit_times: CommitTimes, group_by: list[str]) ->
                "lead_times_known": sum(1 for d in items if d.lead_time is not None)}
     groups: dict[tuple[str, str], list[_Deployment]] = defaultdict(list)
     for d in items:
-        groups[("channel", d.cluster.channel.name)].append(d)
+        groups[("channel", d.channel)].append(d)
         for key in group_by:
             groups[("label", f"{key}={d.cluster.labels.get(key, '(none)')}")].append(d)
     metric_columns = ["deployments", "failures", "change_failure_rate", "median_lead_time_h",

@@ -19,13 +19,28 @@ CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "pdf": "applicat
 
 
 def _cell(value: Any) -> str:
+    """A value as people read it in a grid (JSON keeps the structure)."""
     if value is None:
         return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, list):
+        return "; ".join(_cell(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+def _pdf_cell(column: str, value: Any) -> str:
+    text = _cell(value)
+    return text[:12] if column.endswith("_sha") else text[:400]
+
+
+def _widths(table: Table) -> tuple[float, ...]:
+    """Column widths from their content, so a SHA column does not get what a reason needs."""
+    sample = table.rows[:200]
+    return tuple(min(max(len(column) * 0.6, *(len(_pdf_cell(column, row[i])) for row in sample), 4), 34)
+                 for i, column in enumerate(table.columns))
 
 
 def to_json(report: Report) -> bytes:
@@ -98,11 +113,11 @@ def _table(pdf: _Document, table: Table) -> None:
         pdf.cell(0, 6, "None in this period.", new_x="LMARGIN", new_y="NEXT")
         return
     pdf.set_font("Helvetica", "", 6 if len(table.columns) > 8 else 7.5)
-    with pdf.table(line_height=3.6 if len(table.columns) > 8 else 4.2, repeat_headings=1,
+    with pdf.table(line_height=3.6 if len(table.columns) > 8 else 4.2, repeat_headings=1, col_widths=_widths(table),
                    headings_style=FontFace(emphasis="BOLD", fill_color=(225, 230, 238))) as grid:
         grid.row([_latin1(c.replace("_", " ")) for c in table.columns])
         for values in table.rows:
-            grid.row([_latin1(_cell(v))[:400] for v in values])
+            grid.row([_latin1(_pdf_cell(c, v)) for c, v in zip(table.columns, values)])
 
 
 def to_pdf(report: Report) -> bytes:
