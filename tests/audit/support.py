@@ -9,7 +9,8 @@ from fleet.audit import context, services
 from fleet.audit.models import AuditEvent
 from fleet_audit_verify.canonical import event_hash
 
-TRIGGERS = {"audit_auditevent": "audit_event_append_only", "audit_auditcheckpoint": "audit_checkpoint_append_only"}
+TRIGGERS = {"audit_auditevent": "audit_event_append_only", "audit_auditcheckpoint": "audit_checkpoint_append_only",
+            "audit_auditarchive": "audit_archive_append_only"}
 
 
 def make_events(n: int, *, actor: str = "cli:alice") -> list[AuditEvent]:
