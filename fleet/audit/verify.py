@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import connection
 
@@ -128,6 +129,9 @@ def rows(first: int, last: int | None = None) -> Iterator[tuple]:
         select = ", ".join(f"{c}::text" if c in _JSON else c for c in COLUMNS)
         connection.ensure_connection()
         with connection.connection.cursor() as cursor:  # psycopg's own: stream() overlaps server and client
+            # psycopg's C loader for timestamps, not Django's Python one: six times faster, same UTC values.
+            oid = psycopg.adapters.types["timestamptz"].oid
+            cursor.adapters.register_loader(oid, psycopg.adapters.get_loader(oid, psycopg.pq.Format.TEXT))
             yield from cursor.stream(f"SELECT {select} FROM audit_auditevent WHERE {where} ORDER BY sequence",
                                      params, size=BATCH)
         return
