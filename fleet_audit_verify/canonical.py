@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 GENESIS_HASH = "0" * 64
 # Every recorded field of an event, in the order bundles list them; ``hash`` is not hashed.

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization

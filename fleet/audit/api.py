@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import django_filters
 from django.http import StreamingHttpResponse

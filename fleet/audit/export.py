@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 from django.conf import settings

@@ -7,8 +7,9 @@ transaction as the change, so an event exists exactly when the change does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from django.db import models, transaction
 from django.utils import timezone

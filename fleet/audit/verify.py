@@ -20,9 +20,10 @@ import hashlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 import psycopg
@@ -51,7 +52,7 @@ class Anchor:
     source: str  # for people: "deploy tag deploy/2026-01-02/release-1.1 of edge-1"
 
     @classmethod
-    def parse(cls, text: str, source: str) -> "Anchor | None":
+    def parse(cls, text: str, source: str) -> Anchor | None:
         """``<sequence>:<hash>`` as deploy tags record it; None when absent or malformed."""
         sequence, _, digest = text.partition(":")
         if not sequence.isdigit() or len(digest) != 64:

@@ -23,8 +23,9 @@ import bisect
 import datetime
 import statistics
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from fleet.inventory.models import Cluster
 from fleet.reports.document import Table

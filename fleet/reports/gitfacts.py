@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from fleet.core.errors import FleetError
 from fleet.gitops import services as gitops

@@ -7,8 +7,9 @@ field (a 400 over the API); an empty period is not a mistake and gives an empty 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from django.utils import timezone
 

@@ -7,8 +7,9 @@ role, so every interface refuses the same people.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from django.utils import timezone
 

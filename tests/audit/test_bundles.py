@@ -13,7 +13,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
 
-from fleet.audit.keys import public_key
 from fleet_audit_verify.cli import main
 from fleet_audit_verify.signing import public_key_text
 from tests.audit.support import make_events

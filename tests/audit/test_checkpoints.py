@@ -93,5 +93,6 @@ def test_command_reports_both_cases_with_the_first_disagreement(tmp_path):
     # Inside the database: two events and no checkpoint is a consistent little log...
     call_command("audit", "verify", stdout=io.StringIO())
     # ...but the checkpoints kept elsewhere remember more.
-    with pytest.raises(CommandError, match=r"BROKEN after 2 good events: event #3: checkpoint of #3 .*but the chain ends at #2: .*tail was cut"):
+    with pytest.raises(CommandError, match=r"BROKEN after 2 good events: event #3: checkpoint of #3 "
+                                           r".*but the chain ends at #2: .*tail was cut"):
         call_command("audit", "verify", "--checkpoints", str(tmp_path / "cps.jsonl"))

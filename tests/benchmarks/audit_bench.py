@@ -39,7 +39,8 @@ def _payload(rng: random.Random, i: int) -> dict:
     kind = rng.random()
     if kind < 0.5:
         return {"action": rng.choice(["deployment.started", "deployment.succeeded", "wave.baking"]),
-                "target_type": "clusterdeployment", "target_id": str(i // 7), "target_repr": f"{cluster} in rollout #{i // 400}",
+                "target_type": "clusterdeployment", "target_id": str(i // 7),
+                "target_repr": f"{cluster} in rollout #{i // 400}",
                 "cluster": cluster, "before": None, "after": None,
                 "metadata": {"state": "running", "rollout": i // 400, "error": ""}}
     if kind < 0.85:

@@ -23,9 +23,9 @@ from fleet.audit.keys import public_key, signing_key_id
 from fleet.audit.services import verify_chain
 from fleet.audit.verify import read_checkpoints
 from fleet.core.commands import FleetCommand
+from fleet.core.errors import FleetError
 from fleet.reports.anchors import deploy_tag_anchors
 from fleet.reports.scope import parse_time
-from fleet.core.errors import FleetError
 from fleet_audit_verify.signing import public_key_text
 
 
