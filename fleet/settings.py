@@ -6,6 +6,7 @@ embedded default: SQLite and a file-system Celery broker under ``FLEET_DATA_DIR`
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from pathlib import Path
 
@@ -65,6 +66,8 @@ FLEET_AUDIT_SIGNING_KEY_GENERATED = not env.environ.get("FLEET_AUDIT_SIGNING_KEY
 FLEET_AUDIT_PREVIOUS_KEYS: list[str] = env.list("FLEET_AUDIT_PREVIOUS_KEYS", [])
 FLEET_AUDIT_CHECKPOINT_EVERY = env.int("FLEET_AUDIT_CHECKPOINT_EVERY", 1000, minimum=1)
 FLEET_AUDIT_CHECKPOINT_SECONDS = env.int("FLEET_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=60)
+# Processes that verify a long chain (PostgreSQL), each over its own segment.
+FLEET_AUDIT_VERIFY_WORKERS = env.int("FLEET_AUDIT_VERIFY_WORKERS", min(4, os.cpu_count() or 1), minimum=1)
 FLEET_AUDIT_KEEP_DAYS = env.int("FLEET_AUDIT_KEEP_DAYS", 0)  # 0: every event stays in the database
 FLEET_AUDIT_ARCHIVE_DIR: Path = env.path("FLEET_AUDIT_ARCHIVE_DIR", DATA_DIR / "audit-archive")
 CELERY_BEAT_SCHEDULE = {

@@ -41,14 +41,18 @@ def public_key_text(key: Ed25519PublicKey) -> str:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
-def private_key_from_seed(seed_b64: str) -> Ed25519PrivateKey:
+def _raw32(text: str, what: str) -> bytes:
     try:
-        seed = base64.b64decode(seed_b64, validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise BadKey("the signing key must be base64 (32 random bytes)") from None
-    if len(seed) != 32:
-        raise BadKey(f"the signing key must be 32 bytes, base64-encoded; it is {len(seed)} bytes")
-    return Ed25519PrivateKey.from_private_bytes(seed)
+        raise BadKey(f"{what} must be PEM or the base64 of 32 raw bytes") from None
+    if len(raw) != 32:
+        raise BadKey(f"{what} must be 32 bytes, base64-encoded; this one is {len(raw)} bytes")
+    return raw
+
+
+def private_key_from_seed(seed_b64: str) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(_raw32(seed_b64, "the signing key"))
 
 
 def load_public_key(text: str) -> Ed25519PublicKey:
@@ -62,13 +66,7 @@ def load_public_key(text: str) -> Ed25519PublicKey:
         if not isinstance(key, Ed25519PublicKey):
             raise BadKey("the PEM key is not an Ed25519 public key")
         return key
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadKey("a public key must be PEM or the base64 of 32 raw bytes") from None
-    if len(raw) != 32:
-        raise BadKey(f"a raw Ed25519 public key is 32 bytes; this one is {len(raw)}")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return Ed25519PublicKey.from_public_bytes(_raw32(text, "a public key"))
 
 
 def unsigned(statement: Mapping[str, Any]) -> bytes:

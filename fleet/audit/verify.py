@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -28,15 +29,16 @@ from typing import Any
 import orjson
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from fleet.audit.keys import trusted_keys
-from fleet.audit.models import AuditArchive, AuditCheckpoint
+from fleet.audit.models import AuditArchive, AuditCheckpoint, AuditEvent
 from fleet_audit_verify.canonical import GENESIS_HASH, event_hash
 from fleet_audit_verify.chain import ChainWalker, Problem
 from fleet_audit_verify.signing import check
 
 BATCH = 5000
+MIN_SEGMENT = 100_000  # events per worker below which forking costs more than it saves
 COLUMNS = ("sequence", "timestamp", "actor", "source", "action", "target_type", "target_id", "target_repr",
             "cluster", "before", "after", "request_id", "metadata", "prev_hash", "hash")
 _JSON = frozenset({"before", "after", "metadata"})
@@ -203,15 +205,86 @@ def _archived_checkpoint(keys: dict, statement: dict[str, Any], archives: dict[i
     return None
 
 
+@dataclass
+class _Segment:
+    """A contiguous range of the chain, walked on its own (in a worker process, maybe)."""
+
+    first: int
+    last: int | None  # None: to the end
+    prev_hash: str | None  # None: not known here, the stitching checks the link
+    last_checkpoint: int
+    checkpoints: dict[int, list[dict[str, Any]]]
+    anchors: dict[int, list[Anchor]]
+    # results
+    problem: Problem | None = None
+    good: int = 0
+    events: int = 0
+    checked_checkpoints: int = 0
+    first_seen: tuple[int, str] | None = None  # (sequence, prev_hash) of its first event
+    last_seen: tuple[int, str] | None = None  # (sequence, hash) of its last event
+    final_checkpoint: int = 0  # the last checkpoint it verified (or the one before it)
+
+
+def _walk(segment: _Segment) -> _Segment:
+    walker = ChainWalker(trusted_keys(), first_sequence=segment.first, first_prev_hash=segment.prev_hash)
+    walker.last_checkpoint = segment.last_checkpoint
+    pending, anchored = segment.checkpoints, segment.anchors
+    for row in rows(segment.first, segment.last):
+        sequence = row[0]
+        if segment.first_seen is None:
+            segment.first_seen = (sequence, row[13])
+        walker.event(sequence, row[13], row[14], _content_ok(row))
+        if sequence in pending:
+            for statement in pending.pop(sequence):
+                walker.checkpoint(statement)
+        if sequence in anchored:
+            for anchor in anchored.pop(sequence):
+                walker.covers(sequence, anchor.hash, anchor.source)
+    if walker.events:
+        segment.last_seen = (walker.expected_sequence - 1, walker.last_hash)
+    segment.problem, segment.good, segment.events = walker.problem, walker.good, walker.events
+    segment.checked_checkpoints, segment.final_checkpoint = walker.checkpoints, walker.last_checkpoint
+    return segment
+
+
+def _workers(start: int) -> int:
+    """Processes to verify with: several on PostgreSQL for a long chain, from a process
+    that may fork (not a daemonic Celery worker, not inside a transaction whose rows
+    other connections cannot see)."""
+    wanted = settings.FLEET_AUDIT_VERIFY_WORKERS
+    if wanted < 2 or connection.vendor != "postgresql" or connection.in_atomic_block \
+            or multiprocessing.current_process().daemon:
+        return 1
+    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    return max(1, min(wanted, (head - start + 1) // MIN_SEGMENT))
+
+
+def _segments(start: int, prev_hash: str, count: int, last_checkpoints: list[int],
+              pending: dict[int, list[dict[str, Any]]], anchored: dict[int, list[Anchor]]) -> list[_Segment]:
+    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or start
+    size = max((head - start + 1) // count, 1)
+    bounds = [start + n * size for n in range(count)] + [None]
+    segments = []
+    for n in range(count):
+        first, end = bounds[n], bounds[n + 1]
+        last = None if end is None else end - 1
+        before = [c for c in last_checkpoints if c < first]
+        segments.append(_Segment(first, last, prev_hash if n == 0 else None, max(before, default=start - 1),
+                                 {s: v for s, v in pending.items() if s >= first and (last is None or s <= last)},
+                                 {s: v for s, v in anchored.items() if s >= first and (last is None or s <= last)}))
+    return segments
+
+
 def verify_chain(*, anchors: Iterable[Anchor] = (), checkpoints: Iterable[dict[str, Any]] = ()) -> ChainReport:
     """Check every event against its content and its predecessor, every checkpoint
     (stored, plus ``checkpoints`` kept elsewhere) and every anchor; report the first
-    disagreement by position."""
+    disagreement by position. A long chain on PostgreSQL is walked in segments by
+    ``FLEET_AUDIT_VERIFY_WORKERS`` processes, stitched where they meet."""
     started = time.perf_counter()
     keys = trusted_keys()
     archives = list(AuditArchive.objects.order_by("last_sequence"))
     start, prev_hash, problems = _archive_start(keys, archives)
-    walker = ChainWalker(keys, first_sequence=start, first_prev_hash=prev_hash)
+    walker = ChainWalker(keys, first_sequence=start, first_prev_hash=prev_hash)  # what no segment sees
     for problem in problems:
         walker.fail(problem.sequence, problem.message)
     statements = [c.statement() for c in AuditCheckpoint.objects.order_by("sequence")]
@@ -219,6 +292,7 @@ def verify_chain(*, anchors: Iterable[Anchor] = (), checkpoints: Iterable[dict[s
     archive_ends = {a.last_sequence: a.last_hash for a in archives}
     pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
     seen: set[tuple[int, str]] = set()
+    archived_checkpoint = start - 1 if not archives else 0
     for statement in statements:
         sequence = statement.get("sequence")
         if not isinstance(sequence, int) or (sequence, str(statement.get("signature"))) in seen:
@@ -228,37 +302,70 @@ def verify_chain(*, anchors: Iterable[Anchor] = (), checkpoints: Iterable[dict[s
             problem = _archived_checkpoint(keys, statement, archive_ends)
             if problem:
                 walker.fail(problem.sequence, problem.message)
-            walker.last_checkpoint = max(walker.last_checkpoint, sequence)
+            archived_checkpoint = max(archived_checkpoint, sequence)
         else:
             pending[sequence].append(statement)
     anchored: dict[int, list[Anchor]] = defaultdict(list)
-    anchor_count = 0
     for anchor in anchors:
         if anchor.sequence >= start:
             anchored[anchor.sequence].append(anchor)
-            anchor_count += 1
-    for row in rows(start):
-        sequence = row[0]
-        walker.event(sequence, row[13], row[14], _content_ok(row))
-        if sequence in pending:
-            for statement in pending.pop(sequence):
-                walker.checkpoint(statement)
-        if sequence in anchored:
-            for anchor in anchored.pop(sequence):
-                walker.covers(sequence, anchor.hash, anchor.source)
-    last = walker.expected_sequence - 1
-    beyond = [(s, f"checkpoint of #{s} signed {items[0].get('time')}") for s, items in pending.items()]
-    beyond += [(s, items[0].source) for s, items in anchored.items()]
+    anchor_count = sum(len(a) for a in anchored.values())
+    count = _workers(start)
+    segments = _segments(start, prev_hash, count, [archived_checkpoint, *sorted(pending)], pending, anchored)
+    if count == 1:
+        segments = [_walk(segments[0])]
+    else:
+        connections.close_all()  # each worker opens its own
+        with multiprocessing.get_context("fork").Pool(count) as pool:
+            segments = pool.map(_walk, segments)
+    return _stitch(walker, segments, start, anchor_count, time.perf_counter() - started)
+
+
+def _stitch(walker: ChainWalker, segments: list[_Segment], start: int, anchor_count: int,
+            elapsed: float) -> ChainReport:
+    """Join the segments: their problems, the links where they meet, and the tail."""
+    events = good = checked = 0
+    previous: tuple[int, str] | None = None
+    first_problem: tuple[int, int] | None = None  # (sequence, events before it)
+    for segment in segments:
+        if segment.problem and (walker.problem is None or segment.problem.sequence < walker.problem.sequence):
+            walker.problem, first_problem = segment.problem, (segment.problem.sequence, events + segment.good)
+        if previous and segment.first_seen and segment.first_seen[0] == previous[0] + 1 \
+                and segment.first_seen[1] != previous[1]:
+            sequence = segment.first_seen[0]  # the link is checked before the content, as in one walk
+            if walker.problem is None or sequence <= walker.problem.sequence:
+                walker.problem = Problem(sequence, 0, f"prev_hash does not match event #{sequence - 1}'s hash: "
+                                                      "the chain was re-linked")
+                first_problem = (sequence, events)
+        elif previous and segment.first_seen and segment.first_seen[0] != previous[0] + 1:
+            sequence = segment.first_seen[0]
+            if walker.problem is None or sequence < walker.problem.sequence:
+                walker.problem = Problem(sequence, 0, f"follows #{previous[0]}: events are missing, removed or "
+                                                      "reordered")
+                first_problem = (sequence, events)
+        events += segment.events
+        checked += segment.checked_checkpoints
+        previous = segment.last_seen or previous
+    last, last_hash = previous if previous else (start - 1, walker.last_hash)
+    beyond = [(s, f"checkpoint of #{s} signed {items[0].get('time')}")
+              for segment in segments for s, items in segment.checkpoints.items() if s > last]
+    beyond += [(s, items[0].source) for segment in segments for s, items in segment.anchors.items() if s > last]
     if beyond:
         sequence, what = min(beyond)
         removed = f"event #{sequence} was" if sequence == last + 1 else f"events #{last + 1}..#{sequence} were"
         walker.fail(last + 1, f"{what} names event #{sequence}, but the chain ends at #{last}: "
                               f"{removed} removed (the tail was cut)")
+    walker.expected_sequence = last + 1
+    walker.last_checkpoint = max(segment.final_checkpoint for segment in segments)
     walker.finish(settings.FLEET_AUDIT_CHECKPOINT_EVERY)
-    return ChainReport(walker.problem is None, walker.events, walker.problem,
-                       head={"sequence": last, "hash": walker.last_hash}, checkpoints=walker.checkpoints,
-                       anchors=anchor_count, archived=start - 1, elapsed=time.perf_counter() - started,
-                       good=walker.good if walker.problem else walker.events)
+    problem = walker.problem
+    if problem is not None and first_problem and problem.sequence == first_problem[0]:
+        good = first_problem[1]
+    elif problem is not None:
+        good = min(events, max(problem.sequence - start, 0))
+    return ChainReport(problem is None, events, problem, head={"sequence": last, "hash": last_hash},
+                       checkpoints=checked, anchors=anchor_count, archived=start - 1, elapsed=elapsed,
+                       good=good if problem else events)
 
 
 def read_checkpoints(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:

@@ -7,13 +7,16 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from fleet.core.errors import FleetError
-from fleet.gitops import services as gitops
+from fleet.gitops.workspace import RepoSpec, Workspace
 from fleet.inventory.models import Cluster
 
 
 def commit_times(pairs: Iterable[tuple[Cluster, str]]) -> dict[str, datetime.datetime]:
     """The committer time of each SHA, read once per SHA from one cluster's workspace
-    that has it; a SHA no workspace can show is left out (its lead time is unknown)."""
+    that has it; a SHA no workspace can show is left out (its lead time is unknown).
+
+    A report never clones nor waits for a workspace a deployment holds: it reads
+    commit objects only (safe beside a running git operation), from clones that exist."""
     by_cluster: dict[Cluster, set[str]] = defaultdict(set)
     seen: set[str] = set()
     for cluster, sha in sorted(pairs, key=lambda pair: pair[0].name):
@@ -22,9 +25,11 @@ def commit_times(pairs: Iterable[tuple[Cluster, str]]) -> dict[str, datetime.dat
             by_cluster[cluster].add(sha)
     found: dict[str, datetime.datetime] = {}
     for cluster, shas in by_cluster.items():
+        workspace = Workspace(RepoSpec.of(cluster))
+        if not (workspace.path / ".git").is_dir():
+            continue
         try:
-            with gitops.locked(cluster) as ws:
-                output = ws.git.run("log", "--no-walk", "--ignore-missing", "--format=%H %ct", *sorted(shas))
+            output = workspace.git.run("log", "--no-walk", "--ignore-missing", "--format=%H %ct", *sorted(shas))
         except FleetError:
             continue
         for line in output.splitlines():

@@ -33,17 +33,9 @@ from fleet.rollouts import orchestrator, pipeline, services
 from fleet.rollouts.models import Rollout, Wave
 from fleet.rollouts.states import ROLLOUT_FINISHED
 from tests.conftest import make_client
+from tests.e2e.conftest import DENY_CONFIGMAPS
 from tests.factories import ClusterFactory
 
-DENY_CONFIGMAPS = """package reports.frozen
-
-import rego.v1
-
-deny contains msg if {
-  input.kind == "ConfigMap"
-  msg := concat("", ["ConfigMaps are frozen on this cluster: ", input.metadata.name])
-}
-"""
 
 
 @dataclass
