@@ -247,11 +247,10 @@ def _walk(segment: _Segment) -> _Segment:
     return segment
 
 
-def _workers(start: int) -> int:
-    """Processes to verify with: several on PostgreSQL for a long chain, from a process
-    that may fork (not a daemonic Celery worker, not inside a transaction whose rows
-    other connections cannot see)."""
-    wanted = settings.FLEET_AUDIT_VERIFY_WORKERS
+def _workers(start: int, wanted: int) -> int:
+    """Processes to verify with: several on PostgreSQL for a long chain, when the caller
+    may fork (a command: not a web or task worker with threads), not inside a
+    transaction whose rows other connections cannot see."""
     if wanted < 2 or connection.vendor != "postgresql" or connection.in_atomic_block \
             or multiprocessing.current_process().daemon:
         return 1
@@ -275,11 +274,13 @@ def _segments(start: int, prev_hash: str, count: int, last_checkpoints: list[int
     return segments
 
 
-def verify_chain(*, anchors: Iterable[Anchor] = (), checkpoints: Iterable[dict[str, Any]] = ()) -> ChainReport:
+def verify_chain(*, anchors: Iterable[Anchor] = (), checkpoints: Iterable[dict[str, Any]] = (),
+                 workers: int = 1) -> ChainReport:
     """Check every event against its content and its predecessor, every checkpoint
     (stored, plus ``checkpoints`` kept elsewhere) and every anchor; report the first
-    disagreement by position. A long chain on PostgreSQL is walked in segments by
-    ``FLEET_AUDIT_VERIFY_WORKERS`` processes, stitched where they meet."""
+    disagreement by position. With ``workers`` (``audit verify`` passes
+    ``FLEET_AUDIT_VERIFY_WORKERS``) a long chain on PostgreSQL is walked in segments by
+    that many forked processes, stitched where they meet."""
     started = time.perf_counter()
     keys = trusted_keys()
     archives = list(AuditArchive.objects.order_by("last_sequence"))
@@ -310,7 +311,7 @@ def verify_chain(*, anchors: Iterable[Anchor] = (), checkpoints: Iterable[dict[s
         if anchor.sequence >= start:
             anchored[anchor.sequence].append(anchor)
     anchor_count = sum(len(a) for a in anchored.values())
-    count = _workers(start)
+    count = _workers(start, workers)
     segments = _segments(start, prev_hash, count, [archived_checkpoint, *sorted(pending)], pending, anchored)
     if count == 1:
         segments = [_walk(segments[0])]

@@ -13,20 +13,21 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(autouse=True)
 def three_workers(settings, monkeypatch):
     settings.FLEET_AUDIT_CHECKPOINT_EVERY = 3
-    settings.FLEET_AUDIT_VERIFY_WORKERS = 3
     monkeypatch.setattr(verify, "MIN_SEGMENT", 4)  # 14 events: segments #1-4, #5-8, #9-end
 
 
+def parallel(**kwargs):
+    return verify_chain(workers=3, **kwargs)
+
+
 def serial(**kwargs):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(verify, "_workers", lambda start: 1)
-        return verify_chain(**kwargs)
+    return verify_chain(**kwargs)
 
 
 def test_segments_agree_with_a_single_walk():
     make_events(14)
-    assert verify._workers(1) == 3
-    report = verify_chain()
+    assert verify._workers(1, 3) == 3
+    report = parallel()
     assert report.ok and report.checked == 14 and report.checkpoints == 4
     assert report.as_dict() | {"events_per_second": 0} == serial().as_dict() | {"events_per_second": 0}
 
@@ -40,7 +41,7 @@ def test_segments_agree_with_a_single_walk():
 def test_segments_name_the_same_first_disagreement(sql, params, first_broken, fragment):
     make_events(14)
     tamper((sql, params))
-    report = verify_chain()
+    report = parallel()
     assert not report.ok and report.first_broken == first_broken and fragment in report.reason
     single = serial()
     assert (single.first_broken, single.good) == (report.first_broken, report.good)

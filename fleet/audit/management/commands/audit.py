@@ -67,7 +67,8 @@ class Command(FleetCommand):
         anchors, unreachable = deploy_tag_anchors() if options["anchors"] else ([], [])
         for warning in unreachable:
             self.stderr.write(f"warning: {warning}")
-        report = verify_chain(anchors=anchors, checkpoints=external)
+        report = verify_chain(anchors=anchors, checkpoints=external,
+                              workers=settings.FLEET_AUDIT_VERIFY_WORKERS)
         if not report.ok:
             raise self.fail(f"audit chain BROKEN after {report.good} good events: {report.reason}")
         self.stdout.write(self.style.SUCCESS(
