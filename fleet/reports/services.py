@@ -14,6 +14,7 @@ from typing import Any
 from django.utils import timezone
 
 from fleet.accounts.roles import Role, role_of
+from fleet.audit.models import AuditArchive
 from fleet.audit.services import chain_head
 from fleet.reports import access, changes, compliance, delivery
 from fleet.reports.document import Report, Table
@@ -93,6 +94,10 @@ def build(name: str, params: Mapping[str, str], *, user=None, generated_by: str 
     head = chain_head()  # before reading: the records the report shows are at most this new
     summary, tables = kind.build(scope, params)
     notes = []
+    archived = AuditArchive.objects.filter(until__gt=scope.since).order_by("-until").first()
+    if archived is not None:
+        notes.append(f"Audit events before {archived.until:%Y-%m-%d %H:%M} UTC are archived ({archived}); what this "
+                     "report reads from the audit log (sign-ins, waivers created) covers only the events kept.")
     if name == "access" and scope.selector_text:
         notes.append("The cluster selector does not apply to access events: they concern the whole control plane.")
     return Report(kind=name, title=kind.title, purpose=kind.purpose, scope=scope, generated_at=timezone.now(),
