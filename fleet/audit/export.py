@@ -92,14 +92,16 @@ def bundle(*, since: datetime.datetime | None = None, until: datetime.datetime |
 
 
 def write(path: Path, chunks: Iterator[bytes]) -> str:
-    """Write a bundle to ``path`` (durably) and return its SHA-256."""
+    """Write a bundle to ``path`` durably (whole or not at all) and return its SHA-256."""
     digest = hashlib.sha256()
-    with path.open("xb") as handle:
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as handle:
         for chunk in chunks:
             digest.update(chunk)
             handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
+    os.replace(partial, path)
     return digest.hexdigest()
 
 

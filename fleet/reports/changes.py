@@ -114,7 +114,7 @@ def build(scope: ReportScope) -> tuple[dict[str, Any], list[Table]]:
     table = Table("deployments", "Deployments", COLUMNS, note=(
         "One row per cluster deployment started in the period. approved_by_other says whether the approver "
         "is someone other than the rollout's author; emergency names what made a change an emergency."))
-    emergencies = table_emergencies = 0
+    emergencies = 0
     outcomes: dict[str, int] = defaultdict(int)
     for d in rows:
         policy, waivers = _policy(d.policy)
@@ -131,9 +131,9 @@ def build(scope: ReportScope) -> tuple[dict[str, Any], list[Table]]:
             d.upstream_sha, d.local_sha, d.tag, d.state, rollout.author.get_username(), approver, other, policy,
             waivers, _verification(d), seconds_between(d.started_at, d.finished_at), d.previous_tag,
             "; ".join(flags)])
-    table_emergencies = len({d.rollout_id for d in rows if approval_skipped(d) or d.rollout_id in waived_during})
+    emergency_rollouts = len({d.rollout_id for d in rows if approval_skipped(d) or d.rollout_id in waived_during})
     summary = {"deployments": len(rows), "rollouts": len(rollouts), "outcomes": dict(sorted(outcomes.items())),
-               "emergency_deployments": emergencies, "emergency_rollouts": table_emergencies,
+               "emergency_deployments": emergencies, "emergency_rollouts": emergency_rollouts,
                "approved_by_someone_else": sum(1 for r in table.rows if r[13] == "yes"),
                "deployments_with_waivers": sum(1 for r in table.rows if r[15])}
     return summary, [table]
