@@ -38,6 +38,15 @@ from tests.factories import ClusterFactory
 
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The scenario leaves the session's shared clusters deployed (local-3 holds the
+    ConfigMap its policy forbids, waived): run it after every other test, the end-to-end
+    ones included, which expect the clusters as the session started them."""
+    last = [item for item in items if item.get_closest_marker("cluster") and "tests/reports/" in item.nodeid]
+    items[:] = [item for item in items if item not in last] + last
+
+
 @dataclass
 class Scenario:
     started: datetime.datetime
