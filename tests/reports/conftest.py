@@ -101,7 +101,8 @@ def scenario(local_fleet, db, tmp_path, settings, django_capture_on_commit_callb
         policy_dir.mkdir()
         (policy_dir / "frozen.rego").write_text(DENY_CONFIGMAPS)
         import_policy_set("frozen-configmaps", policy_dir, selector="policy-test=deny")
-    ClusterFactory(name="spare-1", labels={"env": "prod"}, channel=channels["1.0"])
+    ClusterFactory(name="spare-1", labels={"env": "prod"}, channel=channels["1.0"],
+                   internal_repo_url=f"file://{tmp_path}/internal/spare-1.git")  # never created
     author, approver = (get_user_model().objects.get(username=n) for n in ("ada-admin", "grace-admin"))
 
     def create(release: Release, waves: list[dict], user=author) -> Rollout:
