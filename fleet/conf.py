@@ -8,6 +8,7 @@ one pass. Nothing here imports Django: ``manage.py`` and the WSGI entry point ca
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from dataclasses import dataclass, field
@@ -75,6 +76,19 @@ class Env:
 
     def path(self, name: str, default: Path) -> Path:
         return self._get(name, default, lambda raw: Path(raw).expanduser().resolve(), "a path")
+
+    def key(self, name: str, size: int) -> str:
+        """A key given as base64 of exactly ``size`` bytes ("" when unset)."""
+        def parse(raw: str) -> str:
+            try:
+                decoded = base64.b64decode(raw, validate=True)
+            except ValueError:
+                raise ValueError("not base64") from None
+            if len(decoded) != size:
+                raise ValueError(f"{len(decoded)} bytes, not {size}")
+            return raw
+
+        return self._get(name, "", parse, f"the base64 of {size} bytes")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         def parse(raw: str) -> str:

@@ -5,6 +5,8 @@ embedded default: SQLite and a file-system Celery broker under ``FLEET_DATA_DIR`
 
 from __future__ import annotations
 
+import base64
+import os
 import secrets
 from pathlib import Path
 
@@ -56,8 +58,22 @@ if CELERY_EMBEDDED_BROKER:
 FLEET_ROLLOUT_HEARTBEAT_TIMEOUT = env.int("FLEET_ROLLOUT_HEARTBEAT_TIMEOUT", 120, minimum=4)
 FLEET_ROLLOUT_SWEEP_SECONDS = env.int("FLEET_ROLLOUT_SWEEP_SECONDS", 30, minimum=1)
 FLEET_ROLLOUT_MAX_ATTEMPTS = env.int("FLEET_ROLLOUT_MAX_ATTEMPTS", 3, minimum=1)
+# Audit: the Ed25519 key that signs checkpoints and bundles (base64 of its 32-byte seed;
+# `manage.py audit keygen` makes one), old public keys still trusted, and retention.
+FLEET_AUDIT_SIGNING_KEY = env.key("FLEET_AUDIT_SIGNING_KEY", 32) or persistent_secret(
+    DATA_DIR / "audit-signing.key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+FLEET_AUDIT_SIGNING_KEY_GENERATED = not env.environ.get("FLEET_AUDIT_SIGNING_KEY")
+FLEET_AUDIT_PREVIOUS_KEYS: list[str] = env.list("FLEET_AUDIT_PREVIOUS_KEYS", [])
+FLEET_AUDIT_CHECKPOINT_EVERY = env.int("FLEET_AUDIT_CHECKPOINT_EVERY", 1000, minimum=1)
+FLEET_AUDIT_CHECKPOINT_SECONDS = env.int("FLEET_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=60)
+# Processes that verify a long chain (PostgreSQL), each over its own segment.
+FLEET_AUDIT_VERIFY_WORKERS = env.int("FLEET_AUDIT_VERIFY_WORKERS", min(4, os.cpu_count() or 1), minimum=1)
+FLEET_AUDIT_KEEP_DAYS = env.int("FLEET_AUDIT_KEEP_DAYS", 0)  # 0: every event stays in the database
+FLEET_AUDIT_ARCHIVE_DIR: Path = env.path("FLEET_AUDIT_ARCHIVE_DIR", DATA_DIR / "audit-archive")
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
+    "checkpoint-audit-chain": {"task": "audit.checkpoint", "schedule": float(FLEET_AUDIT_CHECKPOINT_SECONDS)},
+    "archive-audit-events": {"task": "audit.archive", "schedule": 86400.0},
     "sweep-rollouts": {"task": "rollouts.sweep", "schedule": float(FLEET_ROLLOUT_SWEEP_SECONDS)},
     "probe-fleet": {"task": "inventory.probe_fleet", "schedule": 60.0},
 }
@@ -120,6 +136,7 @@ INSTALLED_APPS = [
     "fleet.api",
     "fleet.policy",
     *(["fleet.dev"] if FLEET_DEV_TOOLS else []),
+    "fleet.reports",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,7 @@ from fleet.audit.api import AuditEventViewSet
 from fleet.gitops.api import ClusterRepoViewSet, RepositoryCredentialViewSet
 from fleet.inventory.api import ChannelViewSet, ClusterViewSet, ReleaseViewSet
 from fleet.policy.api import EvaluateView, PolicyDecisionViewSet, PolicySetViewSet, WaiverViewSet
+from fleet.reports.api import ReportView
 from fleet.rollouts.api import RolloutViewSet, StrategyTemplateViewSet
 
 admin.site.site_header = "Fleet control plane"
@@ -37,6 +38,7 @@ router.APIRootView.required_roles = READ_ROLES
 
 api_urls = [
     path("policy/evaluate", EvaluateView.as_view(), name="policy-evaluate"),
+    path("reports/<str:kind>/", ReportView.as_view(), name="report"),
     path("", include(router.urls)),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="schema"), name="docs"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the real services the test suite talks to: PostgreSQL and Redis on private
-# loopback ports, installing them from Debian's packages when they are missing.
+# loopback ports, installing them (and poppler-utils, for the report tests' PDFs) from
+# Debian's packages when they are missing.
 # Idempotent: a second call finds them running. Prints the env to export.
 #   eval "$(scripts/services.sh up)"     scripts/services.sh down
 set -euo pipefail
@@ -22,6 +23,7 @@ as_pg() {  # PostgreSQL refuses to run as root
 install_missing() {
   local need=()
   command -v redis-server >/dev/null || need+=(redis-server)
+  command -v pdftoppm >/dev/null || need+=(poppler-utils)  # the report tests render PDFs
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
   [ ${#need[@]} -eq 0 ] && return
   log "installing ${need[*]} from Debian's packages"

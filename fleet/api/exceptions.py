@@ -49,6 +49,10 @@ HTTP_STATUS: dict[str, int] = {
     "inventory.*": 400,
     # A tool the product needs is not installed.
     "toolchain.*": 503,
+    # Reports: a bad period, selector or format is the caller's to fix.
+    "report.*": 400,
+    "report.forbidden": 403,
+    "report.unknown": 404,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from fleet.audit import services as audit
-from fleet.audit.models import AuditEvent
+from fleet.audit.models import AuditArchive, AuditCheckpoint, AuditEvent
 from fleet.core.admin import ReadOnlyAdminMixin
 
 
@@ -41,3 +41,14 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["source", "action", "cluster"]
     search_fields = ["actor", "action", "target_repr", "cluster", "request_id"]
     date_hierarchy = "timestamp"
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["sequence", "created_at", "key_id", "every", "hash"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(AuditArchive)
+class AuditArchiveAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["first_sequence", "last_sequence", "count", "until", "path", "created_at"]

@@ -1,10 +1,11 @@
-"""The audit log over REST: filter, export (CSV or JSON, streamed) and verify."""
+"""The audit log over REST: filter, export (CSV or JSON, streamed), signed bundles,
+checkpoints and verification."""
 
 from __future__ import annotations
 
 import csv
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import django_filters
 from django.http import StreamingHttpResponse
@@ -16,8 +17,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from fleet.api.viewsets import BaseReadOnlyViewSet
-from fleet.audit.models import AuditEvent
+from fleet.audit import export
+from fleet.audit.keys import public_key, signing_key_id
+from fleet.audit.models import AuditCheckpoint, AuditEvent
 from fleet.audit.services import verify_chain
+from fleet.reports.scope import parse_time
+from fleet_audit_verify.signing import public_key_text
 
 EXPORT_FIELDS = ["sequence", "timestamp", "actor", "source", "action", "target_type", "target_id",
                  "target_repr", "cluster", "request_id", "before", "after", "metadata",
@@ -108,3 +113,30 @@ class AuditEventViewSet(BaseReadOnlyViewSet):
     def verify(self, request: Request) -> Response:
         """Check the whole hash chain and name the first broken event."""
         return Response(verify_chain().as_dict())
+
+    @extend_schema(
+        parameters=[OpenApiParameter("since", OpenApiTypes.STR, description="ISO date or time"),
+                    OpenApiParameter("until", OpenApiTypes.STR, description="ISO date or time, excluded")],
+        responses={(200, "application/jsonl"): OpenApiTypes.STR})
+    @action(detail=False, methods=["get"], pagination_class=None, filterset_class=None)
+    def bundle(self, request: Request) -> StreamingHttpResponse:
+        """A signed bundle of the events in [since, until), streamed; check it with ``fleet-audit-verify``."""
+        params = request.query_params
+        since = parse_time(params["since"], "since") if params.get("since") else None
+        until = parse_time(params["until"], "until") if params.get("until") else None
+        response = StreamingHttpResponse(export.bundle(since=since, until=until), content_type="application/jsonl")
+        response["Content-Disposition"] = 'attachment; filename="fleet-audit-bundle.jsonl"'
+        return response
+
+    @extend_schema(responses=inline_serializer("Checkpoints", {
+        "key_id": serializers.CharField(), "public_key": serializers.CharField(),
+        "checkpoints": serializers.ListField(child=serializers.DictField())}))
+    @action(detail=False, methods=["get"], pagination_class=None, filterset_class=None)
+    def checkpoints(self, request: Request) -> Response:
+        """The public key and the latest signed checkpoints (``?limit=``, at most 1000), to keep elsewhere."""
+        raw = request.query_params.get("limit", "100")
+        if not raw.isdigit() or not 0 < int(raw) <= 1000:
+            raise serializers.ValidationError({"limit": ["limit must be a whole number from 1 to 1000"]})
+        latest = AuditCheckpoint.objects.order_by("-sequence")[:int(raw)]
+        return Response({"key_id": signing_key_id(), "public_key": public_key_text(public_key()),
+                         "checkpoints": [c.statement() for c in latest]})

@@ -1,23 +1,28 @@
-"""The audit log: append-only and hash-chained.
+"""The audit log: append-only and hash-chained, with signed checkpoints and archives.
 
 Each event stores the hash of the one before it (by ``sequence``), so removing,
 reordering or editing any event breaks the chain at that point, which
 ``manage.py audit verify`` finds. The code has no update or delete path (the
-queryset and model refuse), and database triggers refuse them too.
+querysets and models refuse), and database triggers refuse them too, except the
+deletion of events an archive already holds (retention).
+
+A checkpoint is a signed statement "the chain had N events ending in hash H at time
+T" (``fleet_audit_verify.signing``): without the signing key, nobody can rewrite the
+chain consistently or cut its tail unnoticed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from django.db import models
 
 from fleet.core.context import SOURCES
 from fleet.core.errors import FleetError
+from fleet_audit_verify.canonical import GENESIS_HASH, event_hash
+from fleet_audit_verify.signing import checkpoint_statement
 
-GENESIS_HASH = "0" * 64
+__all__ = ["GENESIS_HASH", "AppendOnlyError", "AuditArchive", "AuditCheckpoint", "AuditEvent"]
 
 
 class AppendOnlyError(FleetError):
@@ -27,7 +32,7 @@ class AppendOnlyError(FleetError):
     code = "append-only"
 
 
-class AuditEventQuerySet(models.QuerySet):
+class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs: Any) -> int:
         raise AppendOnlyError("audit events are append-only: update refused")
 
@@ -38,7 +43,22 @@ class AuditEventQuerySet(models.QuerySet):
         raise AppendOnlyError("audit events are append-only: update refused")
 
 
-class AuditEvent(models.Model):
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("audit records are append-only: update refused")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit records are append-only: delete refused")
+
+
+class AuditEvent(AppendOnlyModel):
     sequence = models.PositiveBigIntegerField(unique=True, editable=False)
     timestamp = models.DateTimeField(db_index=True, editable=False)
     actor = models.CharField(max_length=150, db_index=True, editable=False)
@@ -55,8 +75,6 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
 
-    objects = AuditEventQuerySet.as_manager()
-
     class Meta:
         ordering = ["-sequence"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
@@ -64,31 +82,59 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action} {self.target_repr} by {self.actor}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise AppendOnlyError("audit events are append-only: update refused")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("audit events are append-only: delete refused")
+    def hashed_fields(self) -> dict[str, Any]:
+        """What the hash covers (every recorded field and the previous hash), as bundles carry it."""
+        return {"sequence": self.sequence, "timestamp": self.timestamp.isoformat(), "actor": self.actor,
+                "source": self.source, "action": self.action, "target_type": self.target_type,
+                "target_id": self.target_id, "target_repr": self.target_repr, "cluster": self.cluster,
+                "before": self.before, "after": self.after, "request_id": self.request_id,
+                "metadata": self.metadata, "prev_hash": self.prev_hash}
 
     def compute_hash(self) -> str:
         """SHA-256 over every recorded field and the previous hash, canonically encoded."""
-        payload = {
-            "sequence": self.sequence,
-            "timestamp": self.timestamp.isoformat(),
-            "actor": self.actor,
-            "source": self.source,
-            "action": self.action,
-            "target_type": self.target_type,
-            "target_id": self.target_id,
-            "target_repr": self.target_repr,
-            "cluster": self.cluster,
-            "before": self.before,
-            "after": self.after,
-            "request_id": self.request_id,
-            "metadata": self.metadata,
-            "prev_hash": self.prev_hash,
-        }
-        encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(encoded.encode()).hexdigest()
+        return event_hash(self.hashed_fields())
+
+
+class AuditCheckpoint(AppendOnlyModel):
+    """A signed statement of the chain's head: made every ``FLEET_AUDIT_CHECKPOINT_EVERY``
+    events (in the transaction of the event that reaches the count) and every
+    ``FLEET_AUDIT_CHECKPOINT_SECONDS`` when the head moved."""
+
+    sequence = models.PositiveBigIntegerField(unique=True, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(editable=False)
+    every = models.PositiveIntegerField(editable=False, help_text="the checkpoint interval in force")
+    key_id = models.CharField(max_length=16, editable=False)
+    signature = models.CharField(max_length=100, editable=False)
+
+    class Meta:
+        ordering = ["-sequence"]
+
+    def __str__(self) -> str:
+        return f"checkpoint of #{self.sequence} ({self.created_at:%Y-%m-%d %H:%M:%S}, key {self.key_id})"
+
+    def statement(self) -> dict[str, Any]:
+        """The signed statement, exactly as signed (``signature`` included)."""
+        return {**checkpoint_statement(sequence=self.sequence, hash=self.hash, time=self.created_at.isoformat(),
+                                       every=self.every, key_id=self.key_id), "signature": self.signature}
+
+
+class AuditArchive(AppendOnlyModel):
+    """Events moved out of the database into a signed bundle (retention). The chain
+    goes on across the cut: the first event kept links to ``last_hash``."""
+
+    first_sequence = models.PositiveBigIntegerField(editable=False)
+    last_sequence = models.PositiveBigIntegerField(unique=True, editable=False)
+    first_prev_hash = models.CharField(max_length=64, editable=False)
+    last_hash = models.CharField(max_length=64, editable=False)
+    count = models.PositiveBigIntegerField(editable=False)
+    until = models.DateTimeField(editable=False, help_text="every archived event is older than this")
+    path = models.CharField(max_length=1000, editable=False, help_text="the bundle file")
+    sha256 = models.CharField(max_length=64, editable=False, help_text="of the bundle file")
+    created_at = models.DateTimeField(editable=False)
+
+    class Meta:
+        ordering = ["-last_sequence"]
+
+    def __str__(self) -> str:
+        return f"archive of #{self.first_sequence}..#{self.last_sequence}"

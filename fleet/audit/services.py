@@ -7,16 +7,21 @@ transaction as the change, so an event exists exactly when the change does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from django.db import models, transaction
 from django.utils import timezone
 
-from fleet.audit.models import GENESIS_HASH, AuditEvent
+from fleet.audit import checkpoints
+from fleet.audit.models import GENESIS_HASH, AuditArchive, AuditEvent
 from fleet.audit.snapshot import changed_fields, snapshot
+from fleet.audit.verify import ChainReport, verify_chain
 from fleet.core import context
 from fleet.core.locks import xact_lock
+
+__all__ = ["ChainHead", "ChainReport", "chain_head", "create", "delete", "record", "update", "verify_chain"]
 
 M = TypeVar("M", bound=models.Model)
 
@@ -34,8 +39,8 @@ def record(action: str, *, target: models.Model | None = None, target_type: str 
         cluster = cluster or getattr(target, "audit_cluster_name", "")
     with transaction.atomic():
         xact_lock("audit-chain")
-        last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
-        sequence, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        head = chain_head()
+        sequence, prev_hash = head.sequence + 1, head.hash
         event = AuditEvent(
             sequence=sequence, timestamp=timezone.now(), actor=ctx.actor_name()[:150],
             source=ctx.source, action=action, target_type=target_type, target_id=target_id,
@@ -44,7 +49,33 @@ def record(action: str, *, target: models.Model | None = None, target_type: str 
         )
         event.hash = event.compute_hash()
         event.save(force_insert=True)
+        if checkpoints.due(sequence):
+            checkpoints.make(sequence, event.hash)
     return event
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The last event of the chain (``0`` and the genesis hash before the first one)."""
+
+    sequence: int
+    hash: str
+
+    @property
+    def anchor(self) -> str:
+        """How a deploy tag records it: ``<sequence>:<hash>``."""
+        return f"{self.sequence}:{self.hash}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sequence": self.sequence, "hash": self.hash}
+
+
+def chain_head() -> ChainHead:
+    last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
+    if last is None:  # every event archived, or none yet
+        archive = AuditArchive.objects.order_by("-last_sequence").values_list("last_sequence", "last_hash").first()
+        return ChainHead(*archive) if archive else ChainHead(0, GENESIS_HASH)
+    return ChainHead(*last)
 
 
 def _action(instance: models.Model, verb: str) -> str:
@@ -90,41 +121,3 @@ def delete(instance: models.Model, *, metadata: dict[str, Any] | None = None) ->
                       cluster=getattr(instance, "audit_cluster_name", ""))
         instance.delete()
         record(_action(instance, "delete"), before=before, metadata=metadata, **target)
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    ok: bool
-    checked: int
-    first_broken: int | None = None
-    reason: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checked": self.checked, "first_broken_sequence": self.first_broken,
-                "reason": self.reason}
-
-
-def verify_chain(events: Iterable[AuditEvent] | None = None) -> ChainReport:
-    """Walk the chain in order and name the first event that does not fit.
-
-    An event is broken when its sequence skips (a removed event), its ``prev_hash`` is
-    not the previous event's hash (reordered or removed), or its stored hash does not
-    match its content (edited).
-    """
-    if events is None:
-        events = AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000)
-    expected_sequence, prev_hash, checked = 1, GENESIS_HASH, 0
-    for event in events:
-        problem = ""
-        if event.sequence != expected_sequence:
-            problem = f"sequence {event.sequence} follows {expected_sequence - 1}: events are missing"
-        elif event.prev_hash != prev_hash:
-            problem = "prev_hash does not match the previous event's hash"
-        elif event.compute_hash() != event.hash:
-            problem = "stored hash does not match the event's content: it was altered"
-        if problem:
-            return ChainReport(False, checked, event.sequence, f"event #{event.sequence} "
-                               f"({event.timestamp.isoformat()}, {event.action}): {problem}")
-        checked += 1
-        expected_sequence, prev_hash = event.sequence + 1, event.hash
-    return ChainReport(True, checked)

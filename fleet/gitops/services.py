@@ -104,7 +104,8 @@ class Session:
         Only internal is fetched first (its tags number the new one; origin plays no part)."""
         ws = self.workspace
         ws.fetch(origin=False)
-        tag, created = tags.create_tag(ws, context or {})
+        # The chain head goes into the tag: the internal repos anchor the audit log.
+        tag, created = tags.create_tag(ws, context or {}, audit_head=audit.chain_head().anchor)
         if created:
             audit.record("gitops.tag", target=self.cluster, metadata={"tag": tag, "sha": ws.head(),
                                                                        "context": context or {}})

@@ -21,7 +21,7 @@ from fleet.gitops.workspace import Workspace
 _NAME_RE = re.compile(r"/release-\d+\.\d+-(?P<n>\d+)$")
 _RECORD_SEP, _FIELD_SEP = "\x1e", "\x1f"
 _FIELDS = ("date", "cluster", "local-branch", "upstream-branch", "upstream-sha", "local-sha",
-           "backup-branch", "backup-remote", "context")
+           "backup-branch", "backup-remote", "context", "audit-head")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class DeploymentRecord:
     backup_remote: str
     context: dict[str, Any] = field(default_factory=dict)
     tagger: str = ""
+    # The audit chain's head when the tag was made (``<sequence>:<hash>``): an anchor of
+    # the log outside the database, checked by ``audit verify --anchors``.
+    audit_head: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +98,7 @@ def _local_tags(ws: Workspace) -> list[_Tag]:
 
 
 def create_tag(ws: Workspace, context: dict[str, Any],
-               now: datetime.datetime | None = None) -> tuple[str, bool]:
+               now: datetime.datetime | None = None, audit_head: str = "") -> tuple[str, bool]:
     """Tag HEAD as a deployment: ``(tag, created)``; the latest tag is reused if on HEAD."""
     tags = _local_tags(ws)
     head = ws.head()
@@ -107,7 +110,7 @@ def create_tag(ws: Workspace, context: dict[str, Any],
     record = DeploymentRecord(
         tag="", date=now.isoformat(timespec="microseconds"), cluster=ws.spec.cluster, local_branch=branch,
         upstream_branch=f"{ORIGIN}/{branch}", upstream_sha=ws.merge_base(head, upstream), local_sha=head,
-        backup_branch=ws.spec.internal_branch, backup_remote=INTERNAL, context=context)
+        backup_branch=ws.spec.internal_branch, backup_remote=INTERNAL, context=context, audit_head=audit_head)
     taken = {t.name for t in tags}
     base = f"{TAG_PREFIX}/{now:%Y-%m-%d}/{branch}"
     name, n = base, 1
