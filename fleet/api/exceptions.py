@@ -46,6 +46,7 @@ HTTP_STATUS: dict[str, int] = {
     # Malformed input in the ground pieces: labels and selectors, YAML files, credentials.
     "labels.*": 400,
     "yaml.*": 400,
+    "json.*": 400,
     "inventory.*": 400,
     # A tool the product needs is not installed.
     "toolchain.*": 503,

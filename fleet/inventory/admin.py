@@ -3,12 +3,11 @@ as JSON, validated like the API's, and replaced or cleared, never displayed."""
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin
 
 from fleet.audit.admin import AuditedAdminMixin
+from fleet.core import jsonload
 from fleet.inventory.credentials import parse_credentials
 from fleet.inventory.errors import CredentialError
 from fleet.inventory.models import Channel, Cluster, Release
@@ -31,10 +30,8 @@ class ClusterAdminForm(forms.ModelForm):
         if not raw:
             return None
         try:
-            return parse_credentials(json.loads(raw))
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-        except CredentialError as exc:
+            return parse_credentials(jsonload.loads(raw))
+        except (jsonload.JsonError, CredentialError) as exc:  # neither echoes a value
             raise forms.ValidationError(str(exc)) from None
 
 

@@ -16,8 +16,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import yaml
-
+from fleet.core import yaml
 from fleet.inventory.errors import CredentialError
 
 # Keys naming local files, with what to embed instead.
@@ -27,6 +26,9 @@ _REFUSED_USER_KEYS = {"exec": "an exec plugin, which would run a command on the 
                       "auth-provider": "an auth-provider, which is not supported",
                       "username": "basic authentication, which Kubernetes removed"}
 _REFUSED_CLUSTER_KEYS = ("insecure-skip-tls-verify", "proxy-url")
+# A stored credential is at most 64 KiB (``credentials.MAX_CREDENTIAL_BYTES``); a
+# kubeconfig of a few users and clusters has some hundred nodes and no need of aliases.
+_LIMITS = yaml.YamlLimits(max_bytes=64 * 1024, max_depth=16, max_aliases=16, max_nodes=10_000)
 
 
 @dataclass(frozen=True, repr=False)
@@ -87,10 +89,10 @@ def _decode(body: Mapping[str, Any], key: str) -> str:
 def parse_kubeconfig(text: str) -> Kubeconfig:
     """Validate every user and cluster of a kubeconfig and return its current context's."""
     try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise _fail(f"kubeconfig is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+        config = yaml.load(text, _LIMITS)
+    except yaml.YamlError as exc:
+        # The loader's message names the problem and line, never a value.
+        raise _fail(f"kubeconfig: {exc}") from None
     if not isinstance(config, Mapping) or config.get("kind", "Config") != "Config":
         raise _fail("kubeconfig must be a mapping of kind Config")
     users, clusters = _entries(config, "users", "user"), _entries(config, "clusters", "cluster")

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 
 from fleet.core.errors import FleetError
-from fleet.core.yamlfile import YamlFileError
+from fleet.core.yaml import YamlError
 from fleet.inventory import services
 from fleet.inventory.api import ClusterSerializer
 from fleet.inventory.choices import ClusterOrigin
@@ -110,7 +110,7 @@ def plan_sync(directory: Path, *, prune: bool = False) -> SyncPlan:
     for path in cluster_files(directory):
         try:
             files.append((parse_cluster_file(path), str(path.relative_to(directory))))
-        except YamlFileError as exc:
+        except YamlError as exc:
             problems.append(str(exc))
     seen: dict[str, str] = {}
     for file, relative in files:

@@ -15,6 +15,7 @@ from fleet.gitops.mirror import render_ref
 from fleet.policy.errors import PolicyError
 from fleet.render import objects
 from fleet.render.errors import RenderError
+from fleet.render.limits import RenderLimits
 from fleet.render.services import render_dir
 from fleet.toolchain.errors import ToolchainError
 
@@ -26,7 +27,8 @@ def _render_error(exc: Exception) -> PolicyError:
 def parse_manifests(text: str, source: str = "manifests") -> list[dict[str, Any]]:
     """Objects from YAML/JSON text (several documents allowed)."""
     try:
-        documents = [(source, doc) for doc in objects.parse_stream(text, source)]
+        max_bytes = RenderLimits.from_settings().max_file_bytes
+        documents = [(source, doc) for doc in objects.parse_stream(text, source, max_bytes)]
         return objects.validate(documents, max_objects=len(documents) + 1)
     except RenderError as exc:
         raise _render_error(exc) from None
