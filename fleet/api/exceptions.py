@@ -39,7 +39,8 @@ HTTP_STATUS: dict[str, int] = {
     # Rollouts: most refusals are a state that does not allow the request.
     "rollout.*": 409,
     "rollout.invalid": 400,
-    "rollout.forbidden": 403,
+    # The role rules (fleet.accounts.rules): the actor's role does not allow the act.
+    "access.*": 403,
     # A cluster that answered badly, or not at all.
     "kube.*": 502,
     "kube.timeout": 504,
@@ -66,22 +67,24 @@ def error_response(error: FleetError) -> Response:
 
 
 def _audit_refusal(exc: Exception, context: dict) -> None:
+    """Record a 401 or 403: the view's role check, or a role rule a service applied."""
     request = context.get("request")
     if request is None:
         return
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         action = "auth.unauthenticated"
-    elif isinstance(exc, exceptions.PermissionDenied):
+    elif isinstance(exc, exceptions.PermissionDenied) or (isinstance(exc, FleetError) and http_status(exc) == 403):
         action = "auth.denied"
     else:
         return
+    reason = str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
     audit.record(action, target_type="endpoint", target_repr=f"{request.method} {request.path}"[:255],
-                 metadata={"method": request.method, "path": request.path[:500],
-                           "reason": str(exc.detail)[:500]})
+                 metadata={"method": request.method, "path": request.path[:500], "reason": reason[:500]})
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, FleetError):
+        _audit_refusal(exc, context)
         return error_response(exc)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

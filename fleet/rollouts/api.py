@@ -107,7 +107,8 @@ def _rollouts():
 
 
 class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    required_roles = WRITE_ROLES
+    # Approving is an admin's act (``accounts.rules``; the service checks it too).
+    required_roles = {**WRITE_ROLES, "approve": Role.ADMIN}
     filterset_class = RolloutFilter
     ordering_fields = ["created_at", "state"]
 
