@@ -72,6 +72,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 FLEET_WORKSPACE_DIR: Path = env.path("FLEET_WORKSPACE_DIR", DATA_DIR / "workspaces")
 FLEET_WORKSPACE_LOCK_TIMEOUT = env.int("FLEET_WORKSPACE_LOCK_TIMEOUT", 300)
 FLEET_GIT_TIMEOUT = env.int("FLEET_GIT_TIMEOUT", 300, minimum=1)
+# Local repositories (absolute paths, file://) are allowed only inside these directories;
+# empty: none. Remotes are https or ssh (fleet.core.repourl).
+FLEET_GIT_LOCAL_ROOTS: list[str] = env.list("FLEET_GIT_LOCAL_ROOTS", [str(DATA_DIR / "repos")])
 FLEET_GIT_KNOWN_HOSTS: Path = env.path("FLEET_GIT_KNOWN_HOSTS", DATA_DIR / "ssh_known_hosts")
 FLEET_MIGRATION_TIMEOUT = env.int("FLEET_MIGRATION_TIMEOUT", 300, minimum=1)
 FLEET_RENDER_TIMEOUT = env.int("FLEET_RENDER_TIMEOUT", 60, minimum=1)

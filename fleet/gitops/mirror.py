@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from fleet.gitops.errors import BadInput
-from fleet.gitops.git import Git, scrub
+from fleet.gitops.git import Git, neutralise_attributes, scrub
 from fleet.gitops.workspace import directory_lock
 from fleet.inventory.validators import validate_repo_url
 from fleet.render.limits import RenderLimits
@@ -44,6 +44,7 @@ def exported_tree(repo_url: str, ref: str) -> Iterator[Path]:
             if not (git.path / "HEAD").is_file():
                 git.path.mkdir(parents=True, exist_ok=True)
                 git.run("init", "--quiet", "--bare")
+                neutralise_attributes(git.path)
                 git.run("remote", "add", "origin", repo_url)
             git.run("fetch", "--quiet", "--prune", "--no-tags", "origin", "+refs/heads/*:refs/heads/*",
                     "+refs/tags/*:refs/tags/*", remote_url=repo_url)
