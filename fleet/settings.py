@@ -75,6 +75,11 @@ FLEET_GIT_TIMEOUT = env.int("FLEET_GIT_TIMEOUT", 300, minimum=1)
 # Local repositories (absolute paths, file://) are allowed only inside these directories;
 # empty: none. Remotes are https or ssh (fleet.core.repourl).
 FLEET_GIT_LOCAL_ROOTS: list[str] = env.list("FLEET_GIT_LOCAL_ROOTS", [str(DATA_DIR / "repos")])
+# Mirrors of repositories the policy gate renders by ref: how many are kept, how large one may be.
+FLEET_MIRROR_MAX = env.int("FLEET_MIRROR_MAX", 32, minimum=1)
+FLEET_MIRROR_MAX_BYTES = env.int("FLEET_MIRROR_MAX_BYTES", 1024 * 1024 * 1024, minimum=1024)
+# Repositories (URL prefixes) policy/evaluate may render besides known channels' and clusters'.
+FLEET_POLICY_EVALUATE_REPOS: list[str] = env.list("FLEET_POLICY_EVALUATE_REPOS", [])
 FLEET_GIT_KNOWN_HOSTS: Path = env.path("FLEET_GIT_KNOWN_HOSTS", DATA_DIR / "ssh_known_hosts")
 FLEET_MIGRATION_TIMEOUT = env.int("FLEET_MIGRATION_TIMEOUT", 300, minimum=1)
 FLEET_RENDER_TIMEOUT = env.int("FLEET_RENDER_TIMEOUT", 60, minimum=1)
