@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from fleet.audit import services as audit
+from fleet.core import context as acting
 from fleet.core.errors import FleetError
 
 # Error key -> HTTP status. A key the table does not name takes its domain's ``*``
@@ -78,8 +79,12 @@ def _audit_refusal(exc: Exception, context: dict) -> None:
     else:
         return
     reason = str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
-    audit.record(action, target_type="endpoint", target_repr=f"{request.method} {request.path}"[:255],
-                 metadata={"method": request.method, "path": request.path[:500], "reason": reason[:500]})
+    current = acting.current()
+    actor = getattr(exc, "actor", None)  # a refusal that knows better than the request (CSRF)
+    with acting.activate(source=current.source, actor=actor, request=current.request,
+                          request_id=current.request_id):
+        audit.record(action, target_type="endpoint", target_repr=f"{request.method} {request.path}"[:255],
+                     metadata={"method": request.method, "path": request.path[:500], "reason": reason[:500]})
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

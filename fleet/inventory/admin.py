@@ -8,6 +8,7 @@ from django.contrib import admin
 
 from fleet.audit.admin import AuditedAdminMixin
 from fleet.core import jsonload
+from fleet.core.admin import WriteOnlyTextarea
 from fleet.inventory import services
 from fleet.inventory.credentials import parse_credentials
 from fleet.inventory.errors import CredentialError
@@ -16,7 +17,7 @@ from fleet.inventory.models import Channel, Cluster, Release
 
 class ClusterAdminForm(forms.ModelForm):
     new_credentials = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        required=False, widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off"}),
         help_text='Replaces the stored credentials. JSON, e.g. {"token": "…", "ca_pem": "…"} '
                   'or {"kubeconfig": "…"}. Leave empty to keep them.')
     clear_credentials = forms.BooleanField(required=False, help_text="Remove the stored credentials.")

@@ -101,12 +101,17 @@ def parse_kubeconfig(text: str) -> Kubeconfig:
         for name, body in entries.items():
             _check(kind, name, body)
     current = config.get("current-context") or (next(iter(contexts)) if len(contexts) == 1 else "")
+    if not isinstance(current, str):
+        raise _fail("kubeconfig current-context must be a string")
     if not current:
         raise _fail("kubeconfig needs a current-context (or exactly one context)")
     context = contexts.get(current)
     if context is None:
         raise _fail(f"kubeconfig has no context named {current!r}")
-    cluster, user = clusters.get(context.get("cluster")), users.get(context.get("user"))
+    for key in ("cluster", "user"):
+        if not isinstance(context.get(key), str):
+            raise _fail(f"kubeconfig context {current!r} must name its {key} as a string")
+    cluster, user = clusters.get(context["cluster"]), users.get(context["user"])
     if cluster is None or user is None:
         missing = "cluster" if cluster is None else "user"
         raise _fail(f"kubeconfig has no {missing} named {context.get(missing)!r}")
