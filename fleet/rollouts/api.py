@@ -34,7 +34,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 
 class WaveSerializer(serializers.ModelSerializer):
-    approved_by = serializers.CharField(source="approved_by.username", default=None)
+    approved_by = serializers.CharField(source="approved_by.username", default=None, allow_null=True)
     deployments = DeploymentSerializer(many=True)
 
     class Meta:
