@@ -19,7 +19,7 @@ _ERRORS = {
     "400": "The request is malformed or invalid: `detail`, and a list of messages per field at fault.",
     "401": "No valid credentials (a bearer token or a session).",
     "403": "The caller's role, or a role rule on this object, does not allow it.",
-    "404": "No such object.",
+    "404": "No such object (or page).",
     "409": "The object's state does not allow it, or it conflicts with another.",
     "502": "git or a cluster failed or answered badly.",
     "503": "A tool or engine the server needs is not available.",
@@ -40,7 +40,7 @@ class FleetAutoSchema(AutoSchema):
         if operation is None:
             return None
         codes = ["400", "401", "403"]
-        if "{" in path:
+        if "{" in path or method == "GET":  # no such object, or (a list) no such page
             codes.append("404")
         if method not in ("GET", "HEAD"):
             codes.append("409")
