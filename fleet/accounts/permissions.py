@@ -26,7 +26,7 @@ def required_role(request, view) -> Role | None:
     return roles.get("read" if request.method in SAFE_METHODS else "write")
 
 
-V, O, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
+VIEWER, OPERATOR, ADMIN = Role.VIEWER, Role.OPERATOR, Role.ADMIN
 
 
 def _crud(resource: str, read: Role, write: Role) -> dict[str, Role]:
@@ -36,17 +36,19 @@ def _crud(resource: str, read: Role, write: Role) -> dict[str, Role]:
 
 # The role each API operation needs (its operationId), the one table of who may call what.
 OPERATION_ROLES: dict[str, Role] = {
-    "audit_list": V, "audit_retrieve": V, "audit_export_list": V, "audit_verify_retrieve": V,
-    **_crud("channels", V, O), **_crud("releases", V, O), **_crud("clusters", V, O),
-    "gitops_status_retrieve": V, "gitops_params_retrieve": V, "gitops_rendered_retrieve": V,
-    "gitops_history_list": V, "gitops_params_update": O, "gitops_commits_create": O,
-    **_crud("repository_credentials", V, A),
-    "policy_evaluate_create": V, "policy_decisions_list": V, "policy_decisions_retrieve": V,
-    **_crud("policy_sets", V, A), **_crud("policy_waivers", V, A),
-    "rollouts_list": V, "rollouts_retrieve": V, "rollouts_create": O, "rollouts_preview_create": O,
-    "rollouts_start_create": O, "rollouts_pause_create": O, "rollouts_resume_create": O,
-    "rollouts_abort_create": O, "rollouts_rollback_create": O, "rollouts_approve_create": A,
-    **_crud("strategy_templates", V, A),
+    "audit_list": VIEWER, "audit_retrieve": VIEWER, "audit_export_list": VIEWER, "audit_verify_retrieve": VIEWER,
+    **_crud("channels", VIEWER, OPERATOR), **_crud("releases", VIEWER, OPERATOR),
+    **_crud("clusters", VIEWER, OPERATOR),
+    "gitops_status_retrieve": VIEWER, "gitops_params_retrieve": VIEWER, "gitops_rendered_retrieve": VIEWER,
+    "gitops_history_list": VIEWER, "gitops_params_update": OPERATOR, "gitops_commits_create": OPERATOR,
+    **_crud("repository_credentials", VIEWER, ADMIN),
+    "policy_evaluate_create": VIEWER, "policy_decisions_list": VIEWER, "policy_decisions_retrieve": VIEWER,
+    **_crud("policy_sets", VIEWER, ADMIN), **_crud("policy_waivers", VIEWER, ADMIN),
+    "rollouts_list": VIEWER, "rollouts_retrieve": VIEWER, "rollouts_create": OPERATOR,
+    "rollouts_preview_create": OPERATOR,
+    "rollouts_start_create": OPERATOR, "rollouts_pause_create": OPERATOR, "rollouts_resume_create": OPERATOR,
+    "rollouts_abort_create": OPERATOR, "rollouts_rollback_create": OPERATOR, "rollouts_approve_create": ADMIN,
+    **_crud("strategy_templates", VIEWER, ADMIN),
 }
 
 

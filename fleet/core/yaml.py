@@ -9,8 +9,9 @@ Each document is composed by libyaml (C: fast, and it caps nesting itself), then
 composed graph is measured before any Python object is made: its nesting depth, the
 alias references it holds, and the number of nodes it has once aliases are expanded.
 The measuring walk expands aliases as a consumer would and stops at the first bound
-crossed, so it costs at most the node bound, and a bomb is refused in milliseconds. Only then is the document constructed, with PyYAML's
-safe constructor (no Python tags). The text's size is checked before parsing.
+crossed, so it costs at most the node bound, and a bomb is refused in milliseconds.
+Only then is the document constructed, with PyYAML's safe constructor (no Python tags).
+The text's size is checked before parsing.
 
 :class:`YamlLimits` holds the four bounds; each entry point passes its own size (a
 kubeconfig is small, a rendered release large). By default expanded nodes may not

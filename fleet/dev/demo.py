@@ -34,10 +34,6 @@ WAVES = [{"name": "canary", "selector": "ring=canary", "max_parallel": 1, "bake_
 POLICIES = Path(settings.BASE_DIR) / "policies"
 
 
-def state_dir() -> Path:
-    return settings.DATA_DIR / "demo"
-
-
 def repos_dir() -> Path:
     """Under ``FLEET_GIT_LOCAL_ROOTS``' default, where the product accepts local repositories."""
     return settings.DATA_DIR / "repos" / "demo"

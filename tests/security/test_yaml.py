@@ -28,7 +28,7 @@ def refused_as_bomb(text: object) -> bool:
 
 
 class Timer:
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.started = time.monotonic()
         return self
 
