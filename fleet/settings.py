@@ -88,6 +88,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 FLEET_WORKSPACE_DIR: Path = env.path("FLEET_WORKSPACE_DIR", DATA_DIR / "workspaces")
 FLEET_WORKSPACE_LOCK_TIMEOUT = env.int("FLEET_WORKSPACE_LOCK_TIMEOUT", 300)
 FLEET_GIT_TIMEOUT = env.int("FLEET_GIT_TIMEOUT", 300, minimum=1)
+# Local repositories (absolute paths, file://) are allowed only inside these directories;
+# empty: none. Remotes are https or ssh (fleet.core.repourl).
+FLEET_GIT_LOCAL_ROOTS: list[str] = env.list("FLEET_GIT_LOCAL_ROOTS", [str(DATA_DIR / "repos")])
+# Mirrors of repositories the policy gate renders by ref: how many are kept, how large one may be.
+FLEET_MIRROR_MAX = env.int("FLEET_MIRROR_MAX", 32, minimum=1)
+FLEET_MIRROR_MAX_BYTES = env.int("FLEET_MIRROR_MAX_BYTES", 1024 * 1024 * 1024, minimum=1024)
+# Repositories (URL prefixes) policy/evaluate may render besides known channels' and clusters'.
+FLEET_POLICY_EVALUATE_REPOS: list[str] = env.list("FLEET_POLICY_EVALUATE_REPOS", [])
 FLEET_GIT_KNOWN_HOSTS: Path = env.path("FLEET_GIT_KNOWN_HOSTS", DATA_DIR / "ssh_known_hosts")
 FLEET_MIGRATION_TIMEOUT = env.int("FLEET_MIGRATION_TIMEOUT", 300, minimum=1)
 FLEET_RENDER_TIMEOUT = env.int("FLEET_RENDER_TIMEOUT", 60, minimum=1)
@@ -182,7 +190,7 @@ REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes a missing credential a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "fleet.accounts.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "fleet.accounts.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["fleet.accounts.permissions.RolePermission"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -191,11 +199,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "fleet.api.pagination.FleetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "fleet.api.openapi.FleetAutoSchema",
     "EXCEPTION_HANDLER": "fleet.api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
                                  "rest_framework.renderers.BrowsableAPIRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["fleet.api.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # ?format= belongs to the audit export, not to renderer selection.
     "URL_FORMAT_OVERRIDE": None,

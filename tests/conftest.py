@@ -6,6 +6,9 @@ scripts/services.sh); tests marked ``embedded`` also run on SQLite.
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
@@ -14,6 +17,22 @@ from fleet.accounts.models import ApiToken
 from fleet.accounts.roles import Role
 from tests.factories import UserFactory
 from tests.dev.fixtures import *  # noqa: F401,F403 - the session's real local fleet
+
+
+# The suite's repositories are local bare repos under the temporary directory: allow
+# them there (the product's default allows only <FLEET_DATA_DIR>/repos). Processes the
+# suite starts (workers) read it from the environment.
+TEST_GIT_ROOTS = [os.path.realpath(tempfile.gettempdir())]
+os.environ.setdefault("FLEET_GIT_LOCAL_ROOTS", ",".join(TEST_GIT_ROOTS))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _local_git_roots():
+    from django.conf import settings
+
+    previous, settings.FLEET_GIT_LOCAL_ROOTS = settings.FLEET_GIT_LOCAL_ROOTS, TEST_GIT_ROOTS
+    yield
+    settings.FLEET_GIT_LOCAL_ROOTS = previous
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,5 +1,6 @@
 """Describes bearer-token authentication in the OpenAPI schema."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -9,3 +10,9 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "bearerFormat": "flt_<key>_<secret>"}
+
+
+class FleetSessionScheme(SessionScheme):
+    """Fleet's session authentication (``accounts.authentication``) is DRF's, as the schema says."""
+
+    target_class = "fleet.accounts.authentication.SessionAuthentication"

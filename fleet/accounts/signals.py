@@ -21,5 +21,7 @@ def _logged_out(sender, request, user, **kwargs) -> None:
 
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, **kwargs) -> None:
-    audit.record("auth.login_failed", target_type="user",
-                 target_repr=str(credentials.get("username", ""))[:150])
+    """The user name tried, as target and in the metadata (searchable); Django has already
+    masked the password in ``credentials``, and only the user name is read from it."""
+    tried = str(credentials.get("username", ""))[:150]
+    audit.record("auth.login_failed", target_type="user", target_repr=tried, metadata={"username": tried})

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from fleet.audit import services as audit
+from fleet.core import context as acting
 from fleet.core.errors import FleetError
 
 # Error key -> HTTP status. A key the table does not name takes its domain's ``*``
@@ -39,13 +40,15 @@ HTTP_STATUS: dict[str, int] = {
     # Rollouts: most refusals are a state that does not allow the request.
     "rollout.*": 409,
     "rollout.invalid": 400,
-    "rollout.forbidden": 403,
+    # The role rules (fleet.accounts.rules): the actor's role does not allow the act.
+    "access.*": 403,
     # A cluster that answered badly, or not at all.
     "kube.*": 502,
     "kube.timeout": 504,
     # Malformed input in the ground pieces: labels and selectors, YAML files, credentials.
     "labels.*": 400,
     "yaml.*": 400,
+    "json.*": 400,
     "inventory.*": 400,
     # A tool the product needs is not installed.
     "toolchain.*": 503,
@@ -69,22 +72,28 @@ def error_response(error: FleetError) -> Response:
 
 
 def _audit_refusal(exc: Exception, context: dict) -> None:
+    """Record a 401 or 403: the view's role check, or a role rule a service applied."""
     request = context.get("request")
     if request is None:
         return
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         action = "auth.unauthenticated"
-    elif isinstance(exc, exceptions.PermissionDenied):
+    elif isinstance(exc, exceptions.PermissionDenied) or (isinstance(exc, FleetError) and http_status(exc) == 403):
         action = "auth.denied"
     else:
         return
-    audit.record(action, target_type="endpoint", target_repr=f"{request.method} {request.path}"[:255],
-                 metadata={"method": request.method, "path": request.path[:500],
-                           "reason": str(exc.detail)[:500]})
+    reason = str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
+    current = acting.current()
+    actor = getattr(exc, "actor", None)  # a refusal that knows better than the request (CSRF)
+    with acting.activate(source=current.source, actor=actor, request=current.request,
+                          request_id=current.request_id):
+        audit.record(action, target_type="endpoint", target_repr=f"{request.method} {request.path}"[:255],
+                     metadata={"method": request.method, "path": request.path[:500], "reason": reason[:500]})
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, FleetError):
+        _audit_refusal(exc, context)
         return error_response(exc)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -1,5 +1,6 @@
 """The OpenAPI schema and its docs page, readable by any role (deny by default still
-holds: they declare the role they need like every other view)."""
+holds: they declare the role they need like every other view). What the schema says of
+each operation is ``fleet.api.openapi``'s."""
 
 from __future__ import annotations
 

@@ -29,10 +29,15 @@ class BaseModelViewSet(viewsets.ModelViewSet):
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def perform_create(self, serializer) -> None:
-        serializer.instance = self.create_object(dict(serializer.validated_data))
+        serializer.instance = self._as_listed(self.create_object(dict(serializer.validated_data)))
 
     def perform_update(self, serializer) -> None:
-        serializer.instance = self.update_object(serializer.instance, dict(serializer.validated_data))
+        serializer.instance = self._as_listed(self.update_object(serializer.instance, dict(serializer.validated_data)))
+
+    def _as_listed(self, instance):
+        """The object as the queryset gives it (with its annotations, e.g. a channel's
+        ``cluster_count``), so a write answers with every field the schema promises."""
+        return self.get_queryset().get(pk=instance.pk)
 
     def perform_destroy(self, instance) -> None:
         audit.delete(instance)

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from django import forms
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea for a secret: what was typed is never rendered back, not even when the
+    form is shown again with an error (as a password input with ``render_value=False``)."""
+
+    def format_value(self, value) -> None:
+        return None
+
 
 class ReadOnlyAdminMixin:
     """For records the system writes (audit events, waves, deployments): look, never touch."""

@@ -202,6 +202,8 @@ def parse_selector(text: str) -> Selector:
                 if peek() is None or peek()[1] != "(":
                     raise fail("expected '('", peek()[2] if peek() else None)
                 i += 1
+                if peek() is not None and peek()[1] == ")":
+                    raise fail(f"{nxt[1]} needs at least one value", peek()[2])
                 values: list[str] = []
                 while True:
                     values.append(value_at(key, peek()))

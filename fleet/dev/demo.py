@@ -34,8 +34,9 @@ WAVES = [{"name": "canary", "selector": "ring=canary", "max_parallel": 1, "bake_
 POLICIES = Path(settings.BASE_DIR) / "policies"
 
 
-def state_dir() -> Path:
-    return settings.DATA_DIR / "demo"
+def repos_dir() -> Path:
+    """Under ``FLEET_GIT_LOCAL_ROOTS``' default, where the product accepts local repositories."""
+    return settings.DATA_DIR / "repos" / "demo"
 
 
 def local_fleet() -> LocalFleet:
@@ -57,7 +58,7 @@ def seed(count: int, author_name: str, say: Callable[[str], None] = print) -> Ro
     say("demo: building or reusing the local-fleet binaries (the first build takes 15-30 minutes)")
     ensure_binaries(progress=say)
     clusters = local_fleet().up(count, progress=say)
-    primary_path = state_dir() / "vendor" / "platform.git"
+    primary_path = repos_dir() / "vendor" / "platform.git"
     heads = _primary(primary_path)
     channels = {v: Channel.objects.filter(name=f"platform-{v.replace('.', '-')}").first() for v in VERSIONS}
     for version, channel in channels.items():
@@ -72,7 +73,7 @@ def seed(count: int, author_name: str, say: Callable[[str], None] = print) -> Ro
                                                      upstream_sha=heads[version])))
     repos = {}
     for cluster in clusters:
-        repos[cluster.name] = state_dir() / "internal" / f"{cluster.name}.git"
+        repos[cluster.name] = repos_dir() / "internal" / f"{cluster.name}.git"
         if not repos[cluster.name].exists():
             testrepo.create_internal_repo(repos[cluster.name], primary=testrepo.PrimaryRepo(primary_path),
                                           at=heads["1.0"])

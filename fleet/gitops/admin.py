@@ -6,12 +6,13 @@ from django import forms
 from django.contrib import admin
 
 from fleet.audit.admin import AuditedAdminMixin
+from fleet.core.admin import WriteOnlyTextarea
 from fleet.gitops.models import RepositoryCredential
 
 
 class RepositoryCredentialForm(forms.ModelForm):
     new_secret = forms.CharField(
-        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        required=False, strip=False, widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off"}),
         help_text="The HTTPS token or SSH private key. Leave empty to keep the stored one.")
 
     class Meta:

@@ -47,6 +47,12 @@ class CommitSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=10_000)
 
 
+DeploymentRecordsSerializer = inline_serializer("DeploymentRecord", {
+    **{name: serializers.CharField() for name in ("tag", "date", "cluster", "local_branch", "upstream_branch",
+                                                    "upstream_sha", "local_sha", "backup_branch", "backup_remote",
+                                                    "tagger")},
+    "context": serializers.DictField()}, many=True)
+
 CommitResultSerializer = inline_serializer("CommitResult", {
     "sha": serializers.CharField(), "changed": serializers.BooleanField(),
     "files": serializers.ListField(child=serializers.CharField())})
@@ -73,7 +79,7 @@ class ClusterRepoViewSet(viewsets.GenericViewSet):
         cluster = self.get_object()
         if request.method == "GET":
             params = services.read_params(cluster)
-            return Response(params.as_dict() if params else None)
+            return Response(params.as_dict() if params else {})  # never configured: no parameters
         data = request.data if isinstance(request.data, dict) else {}
         message = data.get("message", "")
         params = {k: v for k, v in data.items() if k != "message"}
@@ -98,9 +104,10 @@ class ClusterRepoViewSet(viewsets.GenericViewSet):
         return Response({"content_hash": result.content_hash, "renderer": result.renderer,
                          "count": len(result.objects), "objects": result.objects})
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
-    @action(detail=True, methods=["get"])
+    @extend_schema(request=None, responses={200: DeploymentRecordsSerializer})
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def history(self, request: Request, name: str) -> Response:
+        """The cluster's deployments, newest first, from its deploy tags (a list, not a page)."""
         return Response([record.as_dict() for record in services.history(self.get_object())])
 
 

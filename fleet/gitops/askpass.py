@@ -26,6 +26,10 @@ esac
 """
 
 
+# Non-interactive, and a dead or silent server is given up on in about a minute.
+SSH_COMMAND = "ssh -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
+
+
 @dataclass(frozen=True)
 class GitAuth:
     env: dict[str, str] = field(default_factory=dict)
@@ -63,7 +67,7 @@ def credential_env(url: str) -> Iterator[GitAuth]:
                 handle.write(secret.rstrip("\n") + "\n")
             known_hosts = Path(settings.FLEET_GIT_KNOWN_HOSTS)
             known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            env = {"GIT_SSH_COMMAND": f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes "
+            env = {"GIT_SSH_COMMAND": f"{SSH_COMMAND} -i {key} -o IdentitiesOnly=yes "
                                       f"-o StrictHostKeyChecking=accept-new "
                                       f"-o UserKnownHostsFile={known_hosts}"}
         yield GitAuth(env, (secret,))

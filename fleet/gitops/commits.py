@@ -18,6 +18,8 @@ from fleet.render.errors import RenderError
 from fleet.render.limits import RenderLimits
 
 MAX_MESSAGE_CHARS = 10_000
+MAX_NAME_BYTES = 255  # one path component, as file systems allow
+MAX_PATH_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -42,19 +44,36 @@ class CommitResult:
         return {"sha": self.sha, "changed": self.changed, "files": self.files}
 
 
-def clean_path(path: str, *, cluster: str = "") -> str:
-    """A repo-relative POSIX path, or :class:`BadInput` for anything that could escape."""
+def clean_path(path: str, *, cluster: str = "", deleting: bool = False) -> str:
+    """A repo-relative POSIX path to a file, or :class:`BadInput` for anything that could
+    escape, is no file name, or is one of git's own control files.
+
+    git reads ``.gitmodules``, ``.gitattributes`` and the like from the tree itself (a
+    submodule to fetch, a filter to run): Fleet never writes any ``.git*`` name. It may
+    delete one (not inside ``.git``), which is how one pushed by hand is removed.
+    """
     if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
         raise BadInput(f"file path {path!r} is not a relative POSIX path", cluster=cluster)
+    if len(path.encode()) > MAX_PATH_BYTES:
+        raise BadInput(f"file path of {len(path.encode())} bytes is longer than {MAX_PATH_BYTES}", cluster=cluster)
     if path.startswith("/"):
         raise BadInput(f"file path {path!r} is absolute; paths are relative to the repository",
                        cluster=cluster)
     parts = PurePosixPath(path).parts
     if ".." in parts:
         raise BadInput(f"file path {path!r} contains '..'", cluster=cluster)
+    normalised = posixpath.normpath(path)
+    if normalised in (".", "") or path.endswith("/"):
+        raise BadInput(f"file path {path!r} names no file", cluster=cluster)
+    long = next((part for part in parts if len(part.encode()) > MAX_NAME_BYTES), None)
+    if long is not None:
+        raise BadInput(f"file path {path[:80]!r}…: a name is longer than {MAX_NAME_BYTES} bytes", cluster=cluster)
     if any(part.lower() == ".git" for part in parts):
         raise BadInput(f"file path {path!r} is inside .git", cluster=cluster)
-    return posixpath.normpath(path)
+    if not deleting and any(part.lower().startswith(".git") for part in parts):
+        raise BadInput(f"file path {path!r} is one of git's own control files (.gitmodules, .gitattributes, "
+                       "…); Fleet never writes them (deleting one is allowed)", cluster=cluster)
+    return normalised
 
 
 def write_files(ws: Workspace, files: dict[str, str | None], limits: RenderLimits) -> list[str]:
@@ -62,12 +81,14 @@ def write_files(ws: Workspace, files: dict[str, str | None], limits: RenderLimit
     cluster = ws.spec.cluster
     cleaned: dict[str, str | None] = {}
     for raw, content in files.items():
-        path = clean_path(raw, cluster=cluster)
+        path = clean_path(raw, cluster=cluster, deleting=content is None)
         if content is not None and not isinstance(content, str):
             raise BadInput(f"{path}: content must be text (or null to delete)", cluster=cluster)
         if content is not None and len(content.encode()) > limits.max_file_bytes:
             raise BadInput(f"{path}: file is larger than {limits.max_file_bytes} bytes", cluster=cluster)
         _refuse_symlinks(ws.path, path, cluster, deleting=content is None)
+        if (ws.path / path).is_dir() and not (ws.path / path).is_symlink():
+            raise BadInput(f"{path} is a directory; give the files in it", cluster=cluster)
         cleaned[path] = content
     for path, content in cleaned.items():
         target = ws.path / path

@@ -2,9 +2,15 @@
 
 Git runs non-interactive (``GIT_TERMINAL_PROMPT=0``), ignores system and global
 configuration (a host's credential helper or hooks must not apply), never runs
-repository hooks or ``ext::`` transports, and has a timeout. Errors are
-:class:`~fleet.gitops.errors.GitError` with URL credentials and any secret used
-for the command scrubbed out.
+repository hooks, and has a timeout; a stalled transfer fails well before it (low-speed
+limits, ssh keep-alives). Only the transports Fleet supports are allowed
+(``protocol.allow=never`` and one allow each: https, ssh, and file where
+``FLEET_GIT_LOCAL_ROOTS`` names directories), and a command's remote URL is checked
+against ``fleet.core.repourl`` before git sees it, so a stored URL of another transport
+(``fd::17``, ``ext::``) never reaches git. Submodules are never followed: a committed
+``.gitmodules`` is a file like any other. Errors are
+:class:`~fleet.gitops.errors.GitError` with URL credentials and any secret used for the
+command scrubbed out.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from pathlib import Path
 import git as gitpython
 from django.conf import settings
 
-from fleet.gitops.askpass import credential_env
-from fleet.gitops.errors import GitError
+from fleet.core.repourl import RepoUrlError, local_roots, parse_repo_url
+from fleet.gitops.askpass import SSH_COMMAND, credential_env
+from fleet.gitops.errors import BadInput, GitError
 
 COMMITTER = ("Fleet", "fleet@fleet.invalid")
 _CONFIG = (
@@ -26,10 +33,17 @@ _CONFIG = (
     "credential.helper=", "commit.gpgSign=false", "tag.gpgSign=false", "rebase.autoStash=false",
     "rebase.autoSquash=false", "advice.detachedHead=false", "init.defaultBranch=main",
     "core.symlinks=true", "gc.auto=0", "maintenance.auto=false",
+    # Submodules are never followed, whatever a committed .gitmodules says.
+    "submodule.recurse=false", "fetch.recurseSubmodules=false", "push.recurseSubmodules=no",
+    "diff.ignoreSubmodules=all", "status.submoduleSummary=false",
+    # Only the transports Fleet supports (file is added where local roots are configured).
+    "protocol.allow=never", "protocol.https.allow=always", "protocol.ssh.allow=always",
+    # A transfer slower than 1 KB/s for 60 s is a stalled server, not a slow one.
+    "http.lowSpeedLimit=1000", "http.lowSpeedTime=60",
 )
 _BASE_ENV = {
     "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_ASKPASS": "", "SSH_ASKPASS": "", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+    "GIT_ASKPASS": "", "SSH_ASKPASS": "", "GIT_SSH_COMMAND": SSH_COMMAND, "GIT_PROTOCOL_FROM_USER": "0",
     "LC_ALL": "C", "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1],
     "GIT_AUTHOR_NAME": COMMITTER[0], "GIT_AUTHOR_EMAIL": COMMITTER[1],
 }
@@ -42,6 +56,20 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     return _USERINFO_RE.sub(r"\g<scheme>***@", text)
+
+
+# Highest precedence of all attributes files: whatever a committed .gitattributes says,
+# no filter, end-of-line conversion, keyword expansion or re-encoding changes what Fleet
+# reads from, or writes to, a repository (``!`` restores git's default).
+NEUTRAL_ATTRIBUTES = "* !filter !text !eol !crlf !ident !working-tree-encoding !merge !diff !export-subst\n"
+
+
+def neutralise_attributes(git_dir: Path) -> None:
+    """Write :data:`NEUTRAL_ATTRIBUTES` as ``info/attributes`` of the repository at ``git_dir``."""
+    target = git_dir / "info" / "attributes"
+    if not target.is_file() or target.read_text() != NEUTRAL_ATTRIBUTES:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(NEUTRAL_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -73,7 +101,13 @@ class Git:
         ``remote_url`` names the remote the command talks to, so its stored
         credential (if any) is made available for this command only.
         """
-        command = ["git", *(part for item in _CONFIG for part in ("-c", item)), *args]
+        if remote_url:
+            try:
+                parse_repo_url(remote_url)
+            except RepoUrlError as exc:
+                raise BadInput(f"git remote refused: {exc}") from None
+        config = (*_CONFIG, f"protocol.file.allow={'always' if local_roots() else 'never'}")
+        command = ["git", *(part for item in config for part in ("-c", item)), *args]
         with credential_env(remote_url) as auth:
             status, stdout, stderr = self._git.execute(
                 command, with_extended_output=True, with_exceptions=False,

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from fleet.core import yaml
 from fleet.gitops.constants import (
     CLUSTER_DIR,
     COMPONENTS_DIR,
@@ -119,7 +118,7 @@ def overlay_files(workdir: Path, params: ClusterParams, *, cluster: str = "") ->
         if find_kustomization(workdir / COMPONENTS_DIR / name) is None:
             raise BadInput(f"parameter components: {name!r} is not a component of this release "
                            f"(no {COMPONENTS_DIR}/{name}/kustomization.yaml)", cluster=cluster)
-    return {PARAMS_FILE: yaml.safe_dump(params.as_dict(), sort_keys=False),
+    return {PARAMS_FILE: yaml.dump(params.as_dict()),
             OVERLAY_FILE: generate_overlay(workdir, params)}
 
 
@@ -143,7 +142,7 @@ def generate_overlay(workdir: Path, params: ClusterParams) -> str:
             {"target": {"kind": "Ingress", "name": name},
              "patch": json.dumps([{"op": "replace", "path": "/spec/rules/0/host", "value": host}])}
             for name, host in params.hostnames.items()]
-    return HEADER + yaml.safe_dump(overlay, sort_keys=False)
+    return HEADER + yaml.dump(overlay)
 
 
 def read_params(workdir: Path, *, cluster: str = "") -> ClusterParams | None:
@@ -151,4 +150,8 @@ def read_params(workdir: Path, *, cluster: str = "") -> ClusterParams | None:
     path = workdir / PARAMS_FILE
     if not path.is_file():
         return None
-    return ClusterParams.parse(yaml.safe_load(path.read_text()) or {}, cluster=cluster)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), yaml.YamlLimits(max_bytes=64 * 1024), source=PARAMS_FILE)
+    except (yaml.YamlError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{PARAMS_FILE} cannot be read: {exc}", cluster=cluster) from None
+    return ClusterParams.parse(data or {}, cluster=cluster)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from fleet.accounts import rules
 from fleet.audit import services as audit
 from fleet.gitops import commits, overlay, tags, upgrade as upgrading
 from fleet.gitops.commits import Author, CommitResult
@@ -174,6 +175,7 @@ def read_params(cluster) -> ClusterParams | None:
 def configure(cluster, params: ClusterParams | dict[str, Any], author: Author, *, message: str = "",
               push: bool = True) -> CommitResult:
     """Write the cluster's parameters and overlay, commit them as ``author``, push."""
+    rules.require_cluster_edit(cluster, {"repository commits"})
     if not isinstance(params, ClusterParams):
         params = ClusterParams.parse(params, cluster=cluster.name)
     with locked(cluster) as ws:
@@ -190,8 +192,10 @@ def commit_files(cluster, files: dict[str, str | None], author: Author, message:
     """Commit arbitrary file edits (``None`` deletes a file) as ``author``, then push.
 
     Adding or removing a manifest in ``cluster/resources/`` also regenerates the
-    overlay, when the cluster has parameters, so the new file is deployed.
+    overlay, when the cluster has parameters, so the new file is deployed. On a
+    protected cluster, commits are an admin's (``accounts.rules``).
     """
+    rules.require_cluster_edit(cluster, {"repository commits"})
     with locked(cluster) as ws:
         _start_from_internal(ws)
         limits = RenderLimits.from_settings()

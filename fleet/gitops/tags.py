@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fleet.core import jsonload
 from fleet.gitops.constants import INTERNAL, ORIGIN, TAG_PREFIX
 from fleet.gitops.errors import BadInput, GitError
 from fleet.gitops.workspace import Workspace
@@ -59,9 +60,9 @@ class DeploymentRecord:
             key, sep, value = line.partition(": ")
             if sep and key in _FIELDS:
                 values[key.replace("-", "_")] = value.strip()
-        try:
-            context = json.loads(values.pop("context", "{}") or "{}")
-        except ValueError:
+        try:  # anyone who can push a tag wrote this: it goes through the depth-limited loader
+            context = jsonload.loads(values.pop("context", "{}") or "{}")
+        except jsonload.JsonError:
             context = {}
         known = {key.replace("-", "_"): values.get(key.replace("-", "_"), "")
                  for key in _FIELDS if key != "context"}

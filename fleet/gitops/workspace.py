@@ -24,7 +24,7 @@ from django.conf import settings
 
 from fleet.gitops.constants import INTERNAL, ORIGIN
 from fleet.gitops.errors import BadInput, WorkspaceBusy, WorkspaceDirty
-from fleet.gitops.git import Git
+from fleet.gitops.git import Git, neutralise_attributes
 
 _held = threading.local()
 LEASE_REF = "refs/fleet/internal-base"
@@ -129,6 +129,7 @@ class Workspace:
     def ensure(self) -> None:
         """Clone on first use; afterwards only make the remotes match the inventory."""
         if (self.path / ".git").is_dir() and self.rev("HEAD"):
+            neutralise_attributes(self.path / ".git")
             configured = dict(line.split(" ", 1) for line in self.git.run(
                 "config", "--get-regexp", r"^remote\..*\.url$").splitlines())
             for name, url in ((ORIGIN, self.spec.origin_url), (INTERNAL, self.spec.internal_url)):
@@ -138,6 +139,7 @@ class Workspace:
         shutil.rmtree(self.path, ignore_errors=True)  # a clone a crashed job left half-made
         self.path.mkdir(parents=True)
         self.git.run("init", "--quiet")
+        neutralise_attributes(self.path / ".git")
         self.git.run("remote", "add", ORIGIN, self.spec.origin_url)
         self.git.run("remote", "add", INTERNAL, self.spec.internal_url)
         self.fetch()

@@ -3,21 +3,21 @@ as JSON, validated like the API's, and replaced or cleared, never displayed."""
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin
 
 from fleet.audit.admin import AuditedAdminMixin
+from fleet.core import jsonload
+from fleet.core.admin import WriteOnlyTextarea
+from fleet.inventory import services
 from fleet.inventory.credentials import parse_credentials
 from fleet.inventory.errors import CredentialError
 from fleet.inventory.models import Channel, Cluster, Release
-from fleet.inventory.services import credentials_differ
 
 
 class ClusterAdminForm(forms.ModelForm):
     new_credentials = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        required=False, widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off"}),
         help_text='Replaces the stored credentials. JSON, e.g. {"token": "…", "ca_pem": "…"} '
                   'or {"kubeconfig": "…"}. Leave empty to keep them.')
     clear_credentials = forms.BooleanField(required=False, help_text="Remove the stored credentials.")
@@ -31,10 +31,8 @@ class ClusterAdminForm(forms.ModelForm):
         if not raw:
             return None
         try:
-            return parse_credentials(json.loads(raw))
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-        except CredentialError as exc:
+            return parse_credentials(jsonload.loads(raw))
+        except (jsonload.JsonError, CredentialError) as exc:  # neither echoes a value
             raise forms.ValidationError(str(exc)) from None
 
 
@@ -54,12 +52,25 @@ class ClusterAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return "set" if obj.has_credentials else "unset"
 
     def save_model(self, request, obj, form, change) -> None:
+        """Through the inventory's services, as the API goes: the same role rules (a
+        protected cluster is an admin's) and the same audit."""
         new = form.cleaned_data.get("new_credentials")
-        if form.cleaned_data.get("clear_credentials"):
-            obj.set_credentials(None)
-        elif new is not None and credentials_differ(obj, new):
-            obj.set_credentials(new)
-        super().save_model(request, obj, form, change)
+        credentials = None if form.cleaned_data.get("clear_credentials") else \
+            new if new is not None else services.UNCHANGED
+        fields = {f.name: getattr(obj, f.name) for f in Cluster._meta.concrete_fields
+                  if f.editable and not f.primary_key and f.name in form.cleaned_data}
+        if change:
+            saved = services.update_cluster(Cluster.objects.get(pk=obj.pk), fields, credentials)
+        else:
+            saved = services.create_cluster(fields, None if credentials is services.UNCHANGED else credentials)
+        obj.pk, obj.credentials_encrypted = saved.pk, saved.credentials_encrypted
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_cluster(obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for cluster in queryset:
+            services.delete_cluster(cluster)
 
 
 @admin.register(Channel)

@@ -121,3 +121,6 @@ class ClusterViewSet(BaseModelViewSet):
     def update_object(self, instance: Cluster, data: dict[str, Any]) -> Cluster:
         credentials = data.pop("credentials", services.UNCHANGED)
         return services.update_cluster(instance, data, credentials)
+
+    def perform_destroy(self, instance: Cluster) -> None:
+        services.delete_cluster(instance)

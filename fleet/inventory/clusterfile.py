@@ -20,7 +20,8 @@ from typing import Any
 
 from django.conf import settings
 
-from fleet.core.yamlfile import LocatedDocument, YamlFileError, load_single_document
+from fleet.core.yaml import YamlError
+from fleet.core.yamlfile import LocatedDocument, load_single_document
 from fleet.inventory.credentials import ClusterCredentials, parse_credentials
 from fleet.inventory.errors import CredentialError
 
@@ -59,7 +60,7 @@ class ClusterFile:
     def name(self) -> str:
         return self.fields.get("name", "")
 
-    def error(self, field: str, message: str) -> YamlFileError:
+    def error(self, field: str, message: str) -> YamlError:
         return self.document.error(FIELD_PATHS.get(field, ()), message)
 
 

@@ -17,8 +17,7 @@ import hashlib
 from dataclasses import astuple, dataclass
 from typing import Any, Mapping
 
-import yaml
-
+from fleet.core import yaml
 from fleet.inventory.errors import CredentialError
 
 # Keys naming local files, with what to embed instead.
@@ -28,6 +27,9 @@ _REFUSED_USER_KEYS = {"exec": "an exec plugin, which would run a command on the 
                       "auth-provider": "an auth-provider, which is not supported",
                       "username": "basic authentication, which Kubernetes removed"}
 _REFUSED_CLUSTER_KEYS = ("insecure-skip-tls-verify", "proxy-url")
+# A stored credential is at most 64 KiB (``credentials.MAX_CREDENTIAL_BYTES``); a
+# kubeconfig of a few users and clusters has some hundred nodes and no need of aliases.
+_LIMITS = yaml.YamlLimits(max_bytes=64 * 1024, max_depth=16, max_aliases=16, max_nodes=10_000)
 
 
 @dataclass(frozen=True, repr=False)
@@ -96,10 +98,10 @@ def parse_kubeconfig(text: str, *, name: str = "", server: str = "") -> Connecti
     connection, named ``name``; ``server`` (the inventory's URL), when given, wins over
     the kubeconfig's own: the URL is what operators see and audit."""
     try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise _fail(f"kubeconfig is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+        config = yaml.load(text, _LIMITS)
+    except yaml.YamlError as exc:
+        # The loader's message names the problem and line, never a value.
+        raise _fail(f"kubeconfig: {exc}") from None
     if not isinstance(config, Mapping) or config.get("kind", "Config") != "Config":
         raise _fail("kubeconfig must be a mapping of kind Config")
     users, clusters = _entries(config, "users", "user"), _entries(config, "clusters", "cluster")
@@ -108,12 +110,17 @@ def parse_kubeconfig(text: str, *, name: str = "", server: str = "") -> Connecti
         for name, body in entries.items():
             _check(kind, name, body)
     current = config.get("current-context") or (next(iter(contexts)) if len(contexts) == 1 else "")
+    if not isinstance(current, str):
+        raise _fail("kubeconfig current-context must be a string")
     if not current:
         raise _fail("kubeconfig needs a current-context (or exactly one context)")
     context = contexts.get(current)
     if context is None:
         raise _fail(f"kubeconfig has no context named {current!r}")
-    cluster, user = clusters.get(context.get("cluster")), users.get(context.get("user"))
+    for key in ("cluster", "user"):
+        if not isinstance(context.get(key), str):
+            raise _fail(f"kubeconfig context {current!r} must name its {key} as a string")
+    cluster, user = clusters.get(context["cluster"]), users.get(context["user"])
     if cluster is None or user is None:
         missing = "cluster" if cluster is None else "user"
         raise _fail(f"kubeconfig has no {missing} named {context.get(missing)!r}")

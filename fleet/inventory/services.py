@@ -8,6 +8,7 @@ from typing import Any, Final
 from django.db import transaction
 from django.utils import timezone
 
+from fleet.accounts import rules
 from fleet.audit import services as audit
 from fleet.inventory.choices import ClusterStatus
 from fleet.inventory.credentials import ClusterCredentials
@@ -31,6 +32,8 @@ UNCHANGED: Final = _Unchanged()
 
 
 def create_cluster(fields: dict[str, Any], credentials: ClusterCredentials | None) -> Cluster:
+    """Register a cluster; making one protected is an admin's act (``accounts.rules``)."""
+    rules.require_cluster_edit(None, {"protected"} if fields.get("protected") else set())
     cluster = Cluster(**fields)
     cluster.set_credentials(credentials)
     return audit.create(cluster)
@@ -45,16 +48,20 @@ def update_cluster(cluster: Cluster, fields: dict[str, Any],
     """Update fields and, unless UNCHANGED, replace (or with None remove) credentials.
 
     Credentials are compared decrypted, so re-sending the same ones is a no-op and
-    does not add an audit event.
+    does not add an audit event. The role rules see what really changes: on a protected
+    cluster, anything but pausing and pinning is an admin's (``accounts.rules``).
     """
     secrets_changed: list[str] = []
     if not isinstance(credentials, _Unchanged) and credentials_differ(cluster, credentials):
         fields = {**fields, "credentials_encrypted": credentials.encrypt() if credentials else ""}
         secrets_changed.append("credentials_encrypted")
+    changed = {name for name, value in fields.items() if getattr(cluster, name) != value}
+    rules.require_cluster_edit(cluster, changed | set(secrets_changed))
     return audit.update(cluster, fields, secrets_changed=secrets_changed)
 
 
 def delete_cluster(cluster: Cluster) -> None:
+    rules.require_cluster_edit(cluster, set(), deleting=True)
     audit.delete(cluster)
 
 

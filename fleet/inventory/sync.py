@@ -4,7 +4,9 @@ All or nothing: every file is parsed and validated before anything is written, a
 the writes happen in one transaction. Fields a file omits among ``paused``,
 ``pinned``, ``protected`` and ``credentials`` are left as they are (operational
 toggles and secrets may be managed elsewhere); everything else is the file's.
-Only clusters that came from files are ever pruned.
+Only clusters that came from files are ever pruned, and a file never silently takes
+over a cluster created through the API or admin (a later ``--prune`` could then delete
+it): that needs ``--adopt``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from fleet.core.errors import FleetError
-from fleet.core.yamlfile import YamlFileError
+from fleet.core.yaml import YamlError
 from fleet.inventory import services
 from fleet.inventory.api import ClusterSerializer
 from fleet.inventory.choices import ClusterOrigin
@@ -86,7 +88,11 @@ def _field_changes(cluster: Cluster, data: dict[str, Any], file: ClusterFile) ->
     return changes
 
 
-def _validate(file: ClusterFile, existing: Cluster | None, relative: str) -> Change:
+def _validate(file: ClusterFile, existing: Cluster | None, relative: str, adopt: bool) -> Change:
+    if existing is not None and existing.origin != ClusterOrigin.FILE and not adopt:
+        raise SyncError([str(file.error("name", f"cluster {file.name!r} was created through the API or admin; "
+                                                "this file would take it over (and --prune could later delete "
+                                                "it): pass --adopt to let the file manage it"))])
     serializer = ClusterSerializer(instance=existing, data=file.fields)
     if not serializer.is_valid():
         raise SyncError([str(file.error(name, "; ".join(map(str, messages))))
@@ -101,7 +107,7 @@ def _validate(file: ClusterFile, existing: Cluster | None, relative: str) -> Cha
                   credentials, existing)
 
 
-def plan_sync(directory: Path, *, prune: bool = False) -> SyncPlan:
+def plan_sync(directory: Path, *, prune: bool = False, adopt: bool = False) -> SyncPlan:
     """Parse and validate every file, and say what would change; writes nothing."""
     if not directory.is_dir():
         raise SyncError([f"{directory}: not a directory"])
@@ -110,7 +116,7 @@ def plan_sync(directory: Path, *, prune: bool = False) -> SyncPlan:
     for path in cluster_files(directory):
         try:
             files.append((parse_cluster_file(path), str(path.relative_to(directory))))
-        except YamlFileError as exc:
+        except YamlError as exc:
             problems.append(str(exc))
     seen: dict[str, str] = {}
     for file, relative in files:
@@ -122,7 +128,7 @@ def plan_sync(directory: Path, *, prune: bool = False) -> SyncPlan:
     unchanged: list[str] = []
     for file, relative in files:
         try:
-            change = _validate(file, existing.get(file.name), relative)
+            change = _validate(file, existing.get(file.name), relative, adopt)
         except SyncError as exc:
             problems.extend(exc.problems)
             continue

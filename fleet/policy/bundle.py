@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import yaml
-
+from fleet.core import yaml
 from fleet.policy import gatekeeper
 from fleet.policy.errors import PolicyError
 from fleet.policy.inputs import SET_INPUT_KEYS
@@ -140,7 +139,7 @@ def _module(module_id: str, file: str, source: str, prefix: str, scope: str | No
 def _block_offsets(text: str) -> dict[str, int]:
     """Line offset of each multi-line string in a YAML file (for error lines in Rego)."""
     offsets: dict[str, int] = {}
-    for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+    for node in yaml.compose_all(text):
         stack = [node]
         while stack:
             current = stack.pop()
@@ -156,12 +155,10 @@ def _block_offsets(text: str) -> dict[str, int]:
 
 def _yaml_documents(name: str, text: str) -> list[tuple[dict, dict[str, int]]]:
     try:
-        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+        docs = [d for d in yaml.load_all(text) if isinstance(d, dict)]
         offsets = _block_offsets(text) if any(gatekeeper.is_template(d) for d in docs) else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PolicyError(f"invalid YAML: {getattr(exc, 'problem', exc)}", code="input", file=name,
-                          line=mark.line + 1 if mark else None) from None
+    except yaml.YamlError as exc:
+        raise PolicyError(exc.message, code="input", file=name, line=exc.line) from None
     return [(doc, offsets) for doc in docs]
 
 

@@ -13,21 +13,19 @@ import hashlib
 import json
 from typing import Any, Iterable
 
-import yaml
-
+from fleet.core import yaml
 from fleet.core.objects import ObjectRef, invalid_reason
 from fleet.render.errors import RenderError
 
 
-def parse_stream(text: str, source: str) -> list[Any]:
-    """All non-empty YAML documents of ``text`` (JSON is YAML too)."""
+def parse_stream(text: str, source: str, max_bytes: int) -> list[Any]:
+    """All non-empty YAML documents of ``text`` (JSON is YAML too), through the one YAML
+    loader's limits (``max_bytes`` is the caller's: a file, or a render's whole output)."""
     try:
-        return [doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RenderError(f"invalid YAML{where}: {getattr(exc, 'problem', exc)}", code="parse",
-                          path=source) from None
+        return yaml.load_all(text, yaml.YamlLimits(max_bytes=max_bytes))
+    except yaml.YamlError as exc:
+        line = f" at line {exc.line}" if exc.line else ""
+        raise RenderError(f"{exc.message}{line}", code="parse", path=source) from None
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str, str]:

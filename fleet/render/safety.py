@@ -16,8 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
-
+from fleet.core import yaml
 from fleet.render.errors import RenderError
 from fleet.render.limits import RenderLimits
 
@@ -108,7 +107,7 @@ def check_kustomization_tree(entry: Path, root: Path, limits: RenderLimits) -> N
 def _check_kustomization(file: Path, root: Path, limits: RenderLimits) -> list[Path]:
     """Check one kustomization file; return the local directories it builds on."""
     shown = relative(file, root)
-    data = _load_yaml(file, shown)
+    data = _load_yaml(file, shown, limits)
     if not isinstance(data, dict):
         raise RenderError("a kustomization must be a mapping", code="parse", path=shown)
     for field, reason in _REFUSED_FIELDS.items():
@@ -145,7 +144,7 @@ def _check_kustomization(file: Path, root: Path, limits: RenderLimits) -> list[P
                 if path is None or not path.is_file():
                     raise RenderError(f"{field} entry {item!r} must be a file of builtin "
                                       "plugin configurations", code="plugin", path=shown)
-                configs = list(_load_all_yaml(path, relative(path, root)))
+                configs = _load_all_yaml(path, relative(path, root), limits)
             else:
                 configs = [item]
             for config in configs:
@@ -197,13 +196,15 @@ def _list(data: dict[str, Any], field: str, shown: str) -> list[Any]:
     return value
 
 
-def _load_yaml(file: Path, shown: str) -> Any:
-    documents = list(_load_all_yaml(file, shown))
+def _load_yaml(file: Path, shown: str, limits: RenderLimits) -> Any:
+    documents = _load_all_yaml(file, shown, limits)
     return documents[0] if documents else {}
 
 
-def _load_all_yaml(file: Path, shown: str) -> Iterator[Any]:
+def _load_all_yaml(file: Path, shown: str, limits: RenderLimits) -> list[Any]:
     try:
-        yield from yaml.load_all(file.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RenderError(f"invalid YAML: {exc}", code="parse", path=shown) from None
+        return yaml.load_all(file.read_text(encoding="utf-8"), yaml.YamlLimits(max_bytes=limits.max_file_bytes))
+    except UnicodeDecodeError:
+        raise RenderError("is not UTF-8 text", code="parse", path=shown) from None
+    except yaml.YamlError as exc:
+        raise RenderError(str(exc), code="parse", path=shown) from None

@@ -47,7 +47,7 @@ def render_dir(path: Path | str, *, root: Path | str | None = None,
         text = kustomize.build(path, root, limits)
         seconds = time.perf_counter() - started
         source = safety.relative(path, root)
-        documents = [(source, doc) for doc in objects.parse_stream(text, source)]
+        documents = [(source, doc) for doc in objects.parse_stream(text, source, limits.max_output_bytes)]
         result = objects.validate(documents, limits.max_objects)
         return RenderResult(result, objects.content_hash(result), "kustomize", seconds)
     files = sorted(p for p in path.rglob("*") if (p.suffix in MANIFEST_SUFFIXES or p.name in
@@ -60,7 +60,7 @@ def render_dir(path: Path | str, *, root: Path | str | None = None,
     documents = []
     for file in files:
         source = safety.relative(file, root)
-        parsed = objects.parse_stream(file.read_text(encoding="utf-8"), source)
+        parsed = objects.parse_stream(file.read_text(encoding="utf-8"), source, limits.max_file_bytes)
         documents.extend((source, doc) for doc in parsed)
     result = objects.validate(documents, limits.max_objects)
     return RenderResult(result, objects.content_hash(result), "plain")

@@ -34,7 +34,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 
 class WaveSerializer(serializers.ModelSerializer):
-    approved_by = serializers.CharField(source="approved_by.username", default=None)
+    approved_by = serializers.CharField(source="approved_by.username", default=None, allow_null=True)
     deployments = DeploymentSerializer(many=True)
 
     class Meta:
@@ -101,13 +101,23 @@ class RolloutFilter(django_filters.FilterSet):
         fields = ["state", "kind", "release", "channel", "cluster"]
 
 
+def _body(request: Request) -> dict[str, Any]:
+    """The request body of an action that takes a few optional fields: an object, or nothing."""
+    if request.data in (None, "") or request.data == {}:
+        return {}
+    if not isinstance(request.data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["the body must be a JSON object"]})
+    return request.data
+
+
 def _rollouts():
     """Rollouts as every endpoint shows them: release, author and progress in one query."""
     return with_progress(Rollout.objects.select_related("release__channel", "author"))
 
 
 class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    required_roles = WRITE_ROLES
+    # Approving is an admin's act (``accounts.rules``; the service checks it too).
+    required_roles = {**WRITE_ROLES, "approve": Role.ADMIN}
     filterset_class = RolloutFilter
     ordering_fields = ["created_at", "state"]
 
@@ -170,7 +180,7 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                    responses={202: RolloutSerializer})
     @action(detail=True, methods=["post"])
     def abort(self, request: Request, pk: str) -> Response:
-        reason = str(request.data.get("reason", ""))[:500]
+        reason = str(_body(request).get("reason", ""))[:500]
         return self._act(request, lambda rollout: services.abort(rollout, reason))
 
     @extend_schema(request=None, responses={202: RolloutSerializer})
@@ -183,8 +193,9 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         "start": serializers.BooleanField(default=True)}), responses={201: RolloutSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, pk: str) -> Response:
-        created = services.rollback(self.get_object(), request.user, scope=str(request.data.get("scope", "failed")))
-        if request.data.get("start", True):
+        body = _body(request)
+        created = services.rollback(self.get_object(), request.user, scope=str(body.get("scope", "failed")))
+        if body.get("start", True):
             services.start(created)
         created = _rollouts().get(pk=created.pk)
         return Response(RolloutSerializer(created).data, status=status.HTTP_201_CREATED,

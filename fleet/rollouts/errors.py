@@ -1,10 +1,11 @@
-"""Rollout errors: one class, three cases, for every way a rollout request is refused.
+"""Rollout errors: one class, two cases, for every way a rollout request is refused.
 
 ``state`` (the default): the rollout, a wave or a cluster is in a state that does not
 allow the request. ``invalid``: the request itself is wrong, usually naming the
-``field`` at fault (``waves[1].max_parallel``). ``forbidden``: the requester's role,
-or the rule that an author never approves their own rollout, refuses it. The API's
-one table (``fleet.api.exceptions.HTTP_STATUS``) turns the codes into statuses.
+``field`` at fault (``waves[1].max_parallel``). A refusal by role (an operator deploying
+to a protected cluster, an author approving their own rollout) is the role rules'
+``AccessDenied`` (``fleet.accounts.rules``). The API's one table
+(``fleet.api.exceptions.HTTP_STATUS``) turns the codes into statuses.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from fleet.accounts import rules
+from fleet.accounts.rules import Act
 from fleet.audit import services as audit
 from fleet.kube import services as kube
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
@@ -97,6 +99,15 @@ def _claim(deployment: ClusterDeployment, scheduler: Scheduler) -> bool:
         if transition(deployment, D.SKIPPED, error=skip, finished_at=timezone.now()):
             _audit_transition(deployment, "deployment.skipped", reason=skip)
         return True
+    # The protected rule once more, as the cluster is now: it may have become protected
+    # since the rollout was planned, and its author is the one deploying.
+    author = deployment.rollout.author
+    if cluster.protected and not rules.allows(Act.DEPLOY_PROTECTED, author):
+        refusal = (f"cluster {cluster.name} is protected and the rollout's author, {author.get_username()}, "
+                   "is not an admin")
+        if transition(deployment, D.FAILED, error=refusal, finished_at=timezone.now()):
+            _audit_transition(deployment, "deployment.refused", reason=refusal)
+        return True
     try:
         with transaction.atomic():
             claimed = transition(deployment, D.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
@@ -133,7 +144,8 @@ def _run_wave(rollout: Rollout, wave: Wave, scheduler: Scheduler) -> bool:
             _audit_transition(wave, "wave.baking", bake_seconds=wave.bake_seconds)
         return True
     free = wave.max_parallel - counts.get(D.RUNNING, 0)
-    for deployment in wave.deployments.filter(state=D.PENDING).select_related("cluster", "rollout")[:max(free, 0)]:
+    pending = wave.deployments.filter(state=D.PENDING).select_related("cluster", "rollout__author")
+    for deployment in pending[:max(free, 0)]:
         _claim(deployment, scheduler)
     return False
 

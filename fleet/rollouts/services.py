@@ -12,7 +12,8 @@ from typing import Any, Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from fleet.accounts.roles import Role, role_of
+from fleet.accounts import rules
+from fleet.accounts.rules import Act
 from fleet.audit import services as audit
 from fleet.core.labels import LabelError, parse_selector
 from fleet.inventory.models import Cluster, Release
@@ -81,14 +82,14 @@ def busy_clusters(clusters: Iterable[Cluster]) -> dict[str, int]:
     return dict(rows)
 
 
-def _require_admin_for_protected(planned: list[PlannedWave], author) -> None:
-    """Operators run rollouts on unprotected clusters only; protected ones need an admin,
-    whichever way the rollout is created (API, CLI, rollback)."""
-    if (role_of(author) or 0) >= Role.ADMIN:
-        return
-    protected = sorted(c.name for wave in planned for c in wave.clusters if c.protected)
+def require_deploy_rights(clusters: Iterable[Cluster], author) -> None:
+    """Rollouts to protected clusters are admins' (``accounts.rules``), whichever way the
+    rollout is created (API, CLI, rollback) and again when it starts: if any of
+    ``clusters`` is protected, its author and whoever is acting must be admins."""
+    protected = ", ".join(sorted({c.name for c in clusters if c.protected}))
     if protected:
-        raise RolloutError(f"protected clusters need an admin: {', '.join(protected)}", code="forbidden")
+        rules.require(Act.DEPLOY_PROTECTED, author, subject=protected)
+        rules.require(Act.DEPLOY_PROTECTED, subject=protected)
 
 
 @transaction.atomic
@@ -96,7 +97,7 @@ def create_rollout(request: RolloutRequest, author, *, kind: str = Rollout.Kind.
                    rollback_of: Rollout | None = None,
                    target_tags: dict[int, str] | None = None) -> Rollout:
     name, planned = plan(request)
-    _require_admin_for_protected(planned, author)
+    require_deploy_rights((c for wave in planned for c in wave.clusters), author)
     busy = busy_clusters(c for wave in planned for c in wave.clusters)
     if busy:
         listed = ", ".join(f"{cluster} (rollout #{rid})" for cluster, rid in sorted(busy.items()))
@@ -133,7 +134,11 @@ def _require(rollout: Rollout, states: tuple[str, ...], verb: str) -> None:
 
 @transaction.atomic
 def start(rollout: Rollout) -> Rollout:
+    """Start a pending rollout; the protected rule is checked again, against its author and
+    whoever starts it, on the clusters as they are now (one may have become protected)."""
     _require(rollout, (R.PENDING,), "start")
+    clusters = Cluster.objects.filter(deployments__rollout=rollout, deployments__state=D.PENDING)
+    require_deploy_rights(clusters, rollout.author)
     _act(rollout, R.RUNNING, "start", started_at=timezone.now())
     _enqueue_advance(rollout)
     return rollout
@@ -169,10 +174,10 @@ def abort(rollout: Rollout, reason: str = "") -> Rollout:
 
 @transaction.atomic
 def approve(rollout: Rollout, user) -> Wave:
-    """Approve the wave waiting for it; the author may not approve their own rollout."""
+    """Approve the wave waiting for it: an admin's act, never the author's (``accounts.rules``)."""
     _require(rollout, (R.RUNNING, R.PAUSED, R.PENDING), "approve")
-    if user.pk == rollout.author_id:
-        raise RolloutError("a rollout must be approved by someone other than its author", code="forbidden")
+    rules.require_not_author(user, rollout.author_id, "a rollout")
+    rules.require(Act.APPROVE, user, subject=f"rollout #{rollout.pk}")
     wave = rollout.waves.filter(require_approval=True, approved_by__isnull=True).exclude(
         state__in=(W.SUCCEEDED, W.HALTED, W.CANCELLED)).order_by("index").first()
     if wave is None:

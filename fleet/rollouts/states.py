@@ -25,6 +25,7 @@ ClusterDeployment::
 
     pending ─claim─▶ running ─▶ succeeded | failed | blocked (policy) | conflict (rebase)
     pending ─▶ skipped (paused/pinned cluster) | cancelled (rollout ended)
+    pending ─▶ failed (refused at claim: a protected cluster, an author who is not an admin)
     running ─▶ cancelled (abort between steps)
     succeeded ─▶ failed (health regression while baking)
 """
@@ -85,7 +86,7 @@ TRANSITIONS: dict[type[models.TextChoices], dict[str, set[str]]] = {
         W.BAKING: {W.SUCCEEDED, W.HALTED, W.CANCELLED},
     },
     DeploymentState: {
-        D.PENDING: {D.RUNNING, D.SKIPPED, D.CANCELLED},
+        D.PENDING: {D.RUNNING, D.SKIPPED, D.CANCELLED, D.FAILED},
         D.RUNNING: {D.SUCCEEDED, D.FAILED, D.BLOCKED, D.CONFLICT, D.CANCELLED},
         D.SUCCEEDED: {D.FAILED},
     },

@@ -146,3 +146,16 @@ def test_branch_that_does_not_exist(primary, make_cluster):
     with pytest.raises(BadInput, match="branch 'release-7.7' does not exist"):
         services.configure(cluster, {}, AUTHOR)
     assert internal_ref(cluster, "main") is None
+
+
+def test_params_yaml_with_an_alias_bomb_is_refused_not_expanded(cluster, operator, tmp_path):
+    """Someone pushes a hostile ``cluster/params.yaml``: reading the parameters refuses it
+    through the one YAML loader (a 400 naming the file), it never expands it."""
+    from tests.security.payloads import alias_bomb
+    from tests.security.test_yaml import refused_as_bomb
+
+    push_to_internal(cluster, {"cluster/params.yaml": alias_bomb()}, "Bomb", tmp_path=tmp_path)
+    with pytest.raises(BadInput, match="cluster/params.yaml cannot be read"):
+        services.read_params(cluster)
+    response = operator.get(f"/api/v1/gitops/{cluster.name}/params/")
+    assert response.status_code == 400 and refused_as_bomb(response.json()["detail"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ from fleet.gitops import services
 from fleet.gitops.askpass import credential_env
 from fleet.gitops.errors import GitError
 from fleet.gitops.models import CredentialKind, RepositoryCredential
+from tests.certs import server_certificate
 from tests.factories import ChannelFactory, ClusterFactory
 
 pytestmark = [pytest.mark.django_db]
@@ -59,7 +61,7 @@ def test_ssh_key_goes_to_a_private_file_that_is_removed():
 def test_kind_must_fit_the_url():
     credential = RepositoryCredential(name="x", url_prefix="git@h.example:", kind=CredentialKind.HTTPS_TOKEN)
     credential.set_secret("t")
-    with pytest.raises(Exception, match="does not fit"):
+    with pytest.raises(Exception, match="is for https URLs, and this prefix is ssh"):
         credential.full_clean()
 
 
@@ -81,12 +83,25 @@ class _AuthServer(BaseHTTPRequestHandler):
         pass
 
 
-def test_token_reaches_git_but_not_config_or_errors(tmp_path, settings):
-    settings.FLEET_WORKSPACE_DIR = tmp_path / "ws"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _AuthServer)
+def https_server(tmp_path: Path, monkeypatch, handler) -> ThreadingHTTPServer:
+    """An https server on loopback whose certificate git trusts (through GIT_SSL_CAINFO)."""
+    cert, key = server_certificate()
+    (tmp_path / "cert.pem").write_text(cert)
+    (tmp_path / "key.pem").write_text(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    monkeypatch.setenv("GIT_SSL_CAINFO", str(tmp_path / "cert.pem"))
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_token_reaches_git_but_not_config_or_errors(tmp_path, settings, monkeypatch):
+    settings.FLEET_WORKSPACE_DIR = tmp_path / "ws"
+    server = https_server(tmp_path, monkeypatch, _AuthServer)
     try:
-        base = f"http://127.0.0.1:{server.server_port}/"
+        base = f"https://127.0.0.1:{server.server_port}/"
         make_credential("local", base, CredentialKind.HTTPS_TOKEN, TOKEN, "fleet")
         channel = ChannelFactory(name="remote", repo_url=f"{base}vendor.git", branch="release-1.0")
         cluster = ClusterFactory(name="remote-1", channel=channel, internal_repo_url=f"{base}edge.git")
@@ -124,3 +139,37 @@ def test_admin_sets_the_secret_without_showing_it(db):
     credential.refresh_from_db()
     assert credential.get_secret() == "new"
     assert AuditEvent.objects.get(action="repositorycredential.update").metadata["changed"] == ["secret_encrypted"]
+
+
+@pytest.mark.parametrize(("prefix", "url", "covered"), [
+    ("https://git.example.com", "https://git.example.com/org/repo.git", True),
+    ("https://git.example.com", "https://git.example.com.attacker.tld/org/repo.git", False),
+    ("https://git.example.com/", "https://git.example.com.attacker.tld/", False),
+    ("https://git.example.com", "https://git.example.com:8443/org/repo.git", False),
+    ("https://git.example.com:443/", "https://git.example.com/org/repo.git", True),
+    ("https://git.example.com:8443/", "https://git.example.com/org/repo.git", False),
+    ("https://git.example.com/org", "https://git.example.com/organisation/repo.git", False),
+    ("https://git.example.com/org", "https://git.example.com/org/repo.git", True),
+    ("https://GIT.example.com/org/", "https://git.example.com/org/repo.git", True),
+    ("git@git.example.com:", "ssh://git@git.example.com/org/repo.git", True),
+    ("git@git.example.com:", "ssh://git@git.example.com:2222/org/repo.git", False),
+    ("git@git.example.com:", "git@git.example.com.evil.tld:org/repo.git", False),
+    ("git@git.example.com:org", "git@git.example.com:org-other/repo.git", False),
+    ("ssh://deploy@git.example.com/", "git@git.example.com:org/repo.git", False),
+])
+def test_a_credential_covers_urls_by_parsed_host_port_and_whole_path_segments(prefix, url, covered):
+    """Tokens once went to ``git.example.com.attacker.tld`` and to another port, because
+    prefixes were matched as strings."""
+    kind = CredentialKind.HTTPS_TOKEN if prefix.startswith("https") else CredentialKind.SSH_KEY
+    make_credential("c", prefix, kind, "secret")
+    found = RepositoryCredential.for_url(url)
+    assert (found is not None) is covered
+    with credential_env(url) as auth:
+        assert (auth.secrets == ("secret",)) is covered
+
+
+def test_the_most_specific_credential_wins():
+    make_credential("host", "https://git.example.com/", CredentialKind.HTTPS_TOKEN, "host")
+    make_credential("org", "https://git.example.com/org/", CredentialKind.HTTPS_TOKEN, "org")
+    assert RepositoryCredential.for_url("https://git.example.com/org/x.git").name == "org"
+    assert RepositoryCredential.for_url("https://git.example.com/other/x.git").name == "host"

@@ -40,7 +40,7 @@ def test_token_and_certificate_credentials_validate():
         ({"kubeconfig": kubeconfig({"exec": {"command": "aws"}})}, "kubeconfig", "exec plugin"),
         ({"kubeconfig": kubeconfig({"auth-provider": {"name": "gcp"}})}, "kubeconfig", "auth-provider"),
         ({"kubeconfig": kubeconfig({"client-key": "/etc/shadow"})}, "kubeconfig", "refers to a local file"),
-        ({"kubeconfig": "a: [b"}, "kubeconfig", "not valid YAML at line 1"),
+        ({"kubeconfig": "a: [b"}, "kubeconfig", "invalid YAML"),
         ({"token": "x" * (65 * 1024)}, "token", "larger than"),
     ],
 )

@@ -132,3 +132,15 @@ def test_the_shipped_example_is_valid(tmp_path, stable, monkeypatch):
     cluster = Cluster.objects.get(name="prod-eu-1")
     assert cluster.protected and cluster.labels == {"env": "prod", "region": "eu"}
     assert cluster.get_credentials().kind == "token"
+
+
+def test_a_file_does_not_take_over_a_cluster_created_through_the_api_unless_adopted(tmp_path, stable):
+    ClusterFactory(name="taken", channel=stable)  # origin "api", as the API and admin create them
+    (tmp_path / "taken.yaml").write_text(cluster_yaml("taken"))
+    with pytest.raises(CommandError) as refused:
+        sync(tmp_path)
+    assert "taken.yaml:4: metadata.name: cluster 'taken' was created through the API or admin" in str(refused.value)
+    assert "--adopt" in str(refused.value) and Cluster.objects.get(name="taken").origin == "api"
+    assert "~ update taken" in sync(tmp_path, "--adopt")
+    assert Cluster.objects.get(name="taken").origin == "file"
+    assert "= 1 unchanged" in sync(tmp_path)  # adopted once, managed by its file from then on

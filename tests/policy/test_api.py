@@ -13,7 +13,7 @@ from fleet.audit.models import AuditEvent
 from fleet.dev.testrepo import create_primary_repo
 from fleet.policy.engines import reset_engines
 from fleet.policy.models import PolicyDecision, PolicySet, Waiver
-from tests.factories import ClusterFactory, ReleaseFactory
+from tests.factories import ChannelFactory, ClusterFactory, ReleaseFactory
 from tests.policy.objects import container, deployment, namespace, service
 
 EVALUATE = "/api/v1/policy/evaluate"
@@ -99,6 +99,7 @@ def test_a_git_ref_needing_a_missing_kustomize_is_a_503(viewer, baseline_set, se
     """The deployment lacks a tool: not the caller's input (400), and nothing is built."""
     settings.FLEET_WORKSPACE_DIR = tmp_path / "ws"
     vendor = create_primary_repo(tmp_path / "platform.git")
+    ChannelFactory(repo_url=vendor.url)  # the gate renders known repositories only
     monkeypatch.setenv("FLEET_BIN_CACHE", str(tmp_path / "bin"))
     monkeypatch.delenv("FLEET_KUSTOMIZE_BIN", raising=False)
     response = viewer.post(EVALUATE, {"repo": vendor.url, "ref": "release-1.0", "path": "base"})

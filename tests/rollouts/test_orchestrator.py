@@ -17,10 +17,10 @@ from typing import Iterator
 import pytest
 from django.utils import timezone
 
+from fleet.accounts.rules import AccessDenied
 from fleet.audit.models import AuditEvent
 from fleet.inventory.models import Cluster, Release
 from fleet.rollouts import orchestrator, services
-from fleet.rollouts.errors import RolloutError
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
 from fleet.rollouts.states import DeploymentState as D, RolloutState as R, WaveState as W, transition
 from tests.factories import ClusterFactory, ReleaseFactory
@@ -205,9 +205,9 @@ def test_a_wave_needing_approval_waits_for_someone_other_than_the_author(driver,
     driver.advance(rollout)
     assert waves(rollout) == ["awaiting_approval"] and not fake.ran
 
-    with pytest.raises(RolloutError, match="someone other than its author") as refused:
+    with pytest.raises(AccessDenied, match="someone other than its author") as refused:
         driver.call(services.approve, rollout, driver.author)
-    assert refused.value.key == "rollout.forbidden"
+    assert refused.value.key == "access.forbidden"
     assert waves(rollout) == ["awaiting_approval"] and fake.advanced == [rollout.pk]
 
     driver.call(services.approve, rollout, admin_client_api.user)
@@ -390,3 +390,27 @@ def test_the_sweeper_finds_running_deployments_whose_heartbeat_stopped(driver, c
     assert orchestrator.active_rollouts() == []  # pending: the sweeper has nothing to advance
     driver.call(services.start, rollout)
     assert orchestrator.active_rollouts() == [rollout.pk]
+
+
+def test_a_cluster_that_became_protected_fails_its_claim_when_the_author_is_no_admin(driver, fake, clusters):
+    """Unprotect, create, re-protect, start: the rule holds when each deployment is claimed."""
+    clusters("p-1", "p-2")
+    rollout = driver.start(driver.create([{"name": "all", "max_parallel": 1, "max_failures": "1"}], "env=prod"))
+    assert fake.ran_on() == ["p-1"]
+    Cluster.objects.filter(name="p-2").update(protected=True)
+    driver.finish(rollout, "p-1")
+    driver.advance(rollout)
+    refused = rollout.deployments.get(cluster__name="p-2")
+    assert refused.state == D.FAILED and fake.ran_on() == ["p-1"]
+    assert refused.error == "cluster p-2 is protected and the rollout's author, otto-operator, is not an admin"
+    assert AuditEvent.objects.filter(action="deployment.refused", cluster="p-2").exists()
+
+
+def test_starting_rechecks_protection_against_the_author(driver, fake, clusters):
+    clusters("p-1")
+    rollout = driver.create([{"name": "all"}], "env=prod")
+    Cluster.objects.filter(name="p-1").update(protected=True)
+    with pytest.raises(AccessDenied, match=r"deploying to a protected cluster \(p-1\) needs the admin role"):
+        driver.call(services.start, rollout)
+    rollout.refresh_from_db()
+    assert rollout.state == R.PENDING and not fake.ran

@@ -9,6 +9,8 @@ import pytest
 from fleet.audit.models import AuditEvent
 from fleet.rollouts.models import ClusterDeployment, Rollout
 from fleet.rollouts.states import RolloutState
+from fleet.accounts.roles import Role
+from tests.conftest import make_client
 from tests.factories import ClusterFactory, ReleaseFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -85,15 +87,23 @@ def test_protected_clusters_need_an_admin(operator, admin_client_api, fleet3):
     clusters[0].save()
     response = create(operator, release)
     assert response.status_code == 403 and "canary-1" in response.json()["detail"]
-    assert response.json()["code"] == "rollout.forbidden"
+    assert response.json()["code"] == "access.forbidden"
     assert create(admin_client_api, release).status_code == 201
 
 
-def test_author_cannot_approve_and_finished_rollouts_refuse_actions(operator, admin_client_api, fleet3):
+def test_approval_is_an_admins_not_the_authors_and_finished_rollouts_refuse_actions(
+        operator, admin_client_api, fleet3):
     release, _ = fleet3
     rollout_id = create(operator, release).json()["id"]
-    own = operator.post(f"{URL}{rollout_id}/approve/")
-    assert own.status_code == 403 and "someone other than its author" in own.json()["detail"]
+    by_operator = operator.post(f"{URL}{rollout_id}/approve/")
+    assert by_operator.status_code == 403 and "needs the admin role" in by_operator.json()["detail"]
+    own = make_client(Role.ADMIN, "ann-admin")
+    ClusterFactory(name="lab-1", labels={"ring": "lab"}, channel=release.channel)
+    own_id = create(own, release, selector="ring=lab", waves=[
+        {"name": "lab", "selector": "", "max_parallel": 1, "require_approval": True}]).json()["id"]
+    refused = own.post(f"{URL}{own_id}/approve/")
+    assert refused.status_code == 403 and "someone other than its author" in refused.json()["detail"]
+    assert refused.json()["code"] == "access.forbidden"
     approved = admin_client_api.post(f"{URL}{rollout_id}/approve/")
     assert approved.status_code == 202
     assert Rollout.objects.get(pk=rollout_id).waves.get(index=1).approved_by.username == "ada-admin"
@@ -101,8 +111,9 @@ def test_author_cannot_approve_and_finished_rollouts_refuse_actions(operator, ad
     rollout = Rollout.objects.get(pk=rollout_id)
     assert rollout.state == RolloutState.ABORTED and rollout.reason == "change freeze"
     assert set(rollout.deployments.values_list("state", flat=True)) == {"cancelled"}
-    for verb in ("start", "pause", "resume", "abort", "approve"):
-        response = operator.post(f"{URL}{rollout_id}/{verb}/")
+    for verb, client in (("start", operator), ("pause", operator), ("resume", operator), ("abort", operator),
+                         ("approve", admin_client_api)):
+        response = client.post(f"{URL}{rollout_id}/{verb}/")
         assert response.status_code == 409, verb
         assert "it is aborted" in response.json()["detail"]
 
@@ -169,7 +180,7 @@ def test_protected_clusters_need_an_admin_from_the_cli_too(operator, fleet3, tmp
     clusters[1].protected = True
     clusters[1].save()
     (tmp_path / "waves.json").write_text(json.dumps(waves()))
-    with pytest.raises(CommandError, match="protected clusters need an admin: prod-1"):
+    with pytest.raises(CommandError, match=r"deploying to a protected cluster \(prod-1\) needs the admin role"):
         call_command("rollout", "create", "--release", str(release.pk), "--selector", "env=prod",
                      "--waves", str(tmp_path / "waves.json"), "--as-user", operator.user.username)
     assert not Rollout.objects.exists()

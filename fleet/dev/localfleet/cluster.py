@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from fleet.core import yaml
 from fleet.dev.localfleet import kubehttp, pki
 from fleet.dev.localfleet.process import ProcessRecord
 
@@ -136,7 +135,7 @@ def write_kubeconfig(path: Path, name: str, server: str, ca_pem: str, user: str,
         "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
         "current-context": name,
     }
-    _write_private(path, yaml.safe_dump(config, sort_keys=False))
+    _write_private(path, yaml.dump(config))
 
 
 def apiserver_argv(binary: Path, state: ClusterState, files: ClusterFiles, etcd_url: str) -> list[str]:

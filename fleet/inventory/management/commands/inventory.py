@@ -22,12 +22,14 @@ class Command(FleetCommand):
         sync.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
         sync.add_argument("--prune", action="store_true",
                           help="delete clusters whose file is gone (only clusters that came from files)")
+        sync.add_argument("--adopt", action="store_true",
+                          help="let files manage clusters of the same name created through the API or admin")
 
     def handle(self, *args, **options) -> None:
         directory = options["dir"] or settings.FLEET_CLUSTERS_DIR
         try:
             with transaction.atomic():
-                plan = plan_sync(directory, prune=options["prune"])
+                plan = plan_sync(directory, prune=options["prune"], adopt=options["adopt"])
                 for line in plan.lines():
                     self.stdout.write(line)
                 if options["dry_run"]:

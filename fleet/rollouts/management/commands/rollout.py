@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 
+from fleet.core import jsonload
 from fleet.core.commands import FleetCommand
 from fleet.inventory.models import Release
 from fleet.rollouts import services
@@ -87,9 +87,9 @@ class Command(FleetCommand):
         waves = None
         if options["waves"]:
             try:
-                waves = json.loads(options["waves"].read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise self.fail(f"{options['waves']}: {exc}")
+                waves = jsonload.loads(options["waves"].read_text(), source=str(options["waves"]))
+            except OSError as exc:
+                raise self.fail(f"{options['waves']}: {exc.strerror}")
         request = services.RolloutRequest(release=release, selector=options["selector"], waves=waves,
                                           template=options["template"] or "")
         rollout = services.create_rollout(request, self._user(options["as_user"]))
