@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the real services the test suite talks to: PostgreSQL and Redis on private
-# loopback ports, installing them from Debian's packages when they are missing.
+# loopback ports, installing them from Debian's packages when they are missing (with
+# Chromium, the browser the console's tests drive).
 # Idempotent: a second call finds them running. Prints the env to export.
 #   eval "$(scripts/services.sh up)"     scripts/services.sh down
 set -euo pipefail
@@ -23,6 +24,7 @@ install_missing() {
   local need=()
   command -v redis-server >/dev/null || need+=(redis-server)
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+  command -v chromium >/dev/null || need+=(chromium)
   [ ${#need[@]} -eq 0 ] && return
   log "installing ${need[*]} from Debian's packages"
   local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

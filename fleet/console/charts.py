@@ -19,6 +19,10 @@ class Bar:
     y: int
     width: float
 
+    @property
+    def count_x(self) -> float:
+        return LABEL_WIDTH + self.width + 6
+
 
 @dataclass(frozen=True)
 class Chart:

@@ -77,8 +77,12 @@ def test_a_viewer_sees_no_action_buttons(as_role, fleet):
     operator = as_role("operator")
     assert post_forms(operator.get("/clusters/edge-001/").content.decode()) == [
         "/clusters/edge-001/pause/", "/clusters/edge-001/pin/"]
-    actions = post_forms(operator.get(f"/rollouts/{fleet.rollout.pk}/").content.decode())
-    assert actions == [f"/rollouts/{fleet.rollout.pk}/{a}/" for a in ("start", "approve", "abort")]
+    pk = fleet.rollout.pk
+    author_page = operator.get(f"/rollouts/{pk}/").content.decode()  # the operator wrote it: no approval
+    assert post_forms(author_page) == [f"/rollouts/{pk}/{a}/" for a in ("start", "abort")]
+    assert "You are its author: someone else approves wave 2" in author_page
+    assert post_forms(as_role("admin").get(f"/rollouts/{pk}/").content.decode()) == [
+        f"/rollouts/{pk}/{a}/" for a in ("start", "approve", "abort")]
 
 
 FORGED = [("/clusters/edge-001/pause/", {"value": "true"}), ("/clusters/edge-001/pin/", {"value": "true"}),
@@ -128,7 +132,7 @@ def test_a_malformed_selector_is_shown_next_to_the_field_and_queries_no_cluster(
         response = viewer.get("/clusters/", {"selector": "env in (prod", "q": "edge", "status": ""})
     assert response.status_code == 200
     html = response.content.decode()
-    field = re.search(r'<div class="field invalid">\s*<label for="f-selector">.*?</div>', html, re.S).group(0)
+    field = re.search(r'<div class="field[^"]*invalid">\s*<label for="f-selector">.*?</div>', html, re.S).group(0)
     assert 'value="env in (prod"' in field and 'aria-invalid="true"' in field
     assert "expected &#x27;)&#x27;" in field
     assert 'value="edge"' in html  # the rest of what was typed stays too

@@ -24,10 +24,10 @@ from fleet.console.forms import NON_FIELD, RolloutForm, form_errors
 from fleet.rollouts import preview, services
 
 SHOWN_PER_WAVE = 100
-EXAMPLE_WAVES = json.dumps([
+EXAMPLE_WAVES = "[\n" + ",\n".join("  " + json.dumps(wave) for wave in [
     {"name": "canary", "selector": "ring=canary", "max_parallel": 1, "max_failures": "0", "bake_seconds": 60},
     {"name": "main", "max_parallel": 5, "max_failures": "10%", "require_approval": True},
-], indent=2)
+]) + "\n]"
 
 
 def _field_error(exc: Exception) -> dict[str, str]:

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from fleet.console.access import allowed, check, refuse, requires
 from fleet.console.errors import SERVICE_ERRORS, forbidden, message_of
 from fleet.console.forms import filter_errors, given, paginate
-from fleet.console.live import live_view
+from fleet.console.live import LiveView, live_view
 from fleet.rollouts import services
 from fleet.rollouts.api import RolloutFilter
 from fleet.rollouts.models import Rollout
@@ -48,33 +48,34 @@ SHOW_CHOICES = [("all", "all clusters"), ("problems", "failed, blocked or in con
                 ("pending", "pending"), ("finished", "finished")]
 
 
-def _live_html(request: HttpRequest, rollout: Rollout) -> tuple[str, bool]:
+def _live(request: HttpRequest, rollout: Rollout) -> LiveView:
+    """The live view, offering what this person may do (and the author no approval)."""
     live = live_view(rollout, request.GET)
-    live.offers = [offer for offer in live.offers if allowed(request.user, f"rollout.{offer.action}")]
-    html = render_to_string("console/rollouts/_live.html", {"live": live, "poll_ms": POLL_MS}, request)
-    return html, live.final
+    live.offers = [offer for offer in live.offers if allowed(request.user, f"rollout.{offer.action}")
+                   and not (offer.action == "approve" and request.user.pk == rollout.author_id)]
+    return live
 
 
 @requires()
 def rollout_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rollout = get_object_or_404(_rollouts(), pk=pk)
-    html, final = _live_html(request, rollout)
     return render(request, "console/rollouts/detail.html",
-                  {"rollout": rollout, "live_html": html, "final": final, "poll_ms": POLL_MS,
+                  {"rollout": rollout, "live": _live(request, rollout), "poll_ms": POLL_MS,
                    "show_choices": SHOW_CHOICES})
 
 
 @requires()
 def rollout_live(request: HttpRequest, pk: int) -> HttpResponse:
-    """The live part of the page, for the page to fetch every ``POLL_MS``; 304 while
+    """The live parts of the page, for the page to fetch every ``POLL_MS``; 304 while
     nothing changed, and ``X-Live-Final`` once the rollout has ended."""
     rollout = get_object_or_404(_rollouts(), pk=pk)
-    html, final = _live_html(request, rollout)
+    live = _live(request, rollout)
+    html = render_to_string("console/rollouts/_live.html", {"live": live}, request)
     etag = '"' + hashlib.sha256(html.encode()).hexdigest()[:32] + '"'
     response = HttpResponseNotModified() if request.headers.get("If-None-Match") == etag else HttpResponse(html)
     response["ETag"] = etag
     response["Cache-Control"] = "no-store"
-    if final:
+    if live.final:
         response["X-Live-Final"] = "1"
     return response
 

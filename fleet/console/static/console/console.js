@@ -4,13 +4,29 @@
 "use strict";
 
 (function () {
+  // Put fresh HTML in: part by part where both have [data-live-part] (what lies between
+  // the parts, such as a filter being typed into, is left alone), else all of it.
+  function replace(container, html) {
+    var fresh = document.createElement("template");
+    fresh.innerHTML = html;
+    var parts = fresh.content.querySelectorAll("[data-live-part]");
+    if (!parts.length) {
+      container.innerHTML = html;
+      return;
+    }
+    parts.forEach(function (part) {
+      var target = container.querySelector("[data-live-part=\"" + part.dataset.livePart + "\"]");
+      if (target) { target.innerHTML = part.innerHTML; }
+    });
+  }
+
   function swap(container, html) {
     // Keep the reader where they were: focus and open <details> survive the refresh.
     var focused = document.activeElement && container.contains(document.activeElement)
       ? document.activeElement.id : "";
     var open = Array.prototype.map.call(container.querySelectorAll("details[open][id]"),
       function (el) { return el.id; });
-    container.innerHTML = html;
+    replace(container, html);
     open.forEach(function (id) {
       var el = document.getElementById(id);
       if (el) { el.open = true; }
@@ -94,6 +110,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var first = document.querySelector("[data-focus-on-load]");  // the answer to what was just asked
+    if (first) { first.focus(); }
     loadFragments();
     document.querySelectorAll("[data-live-src]").forEach(live);
     tick();
