@@ -2,35 +2,36 @@
 last successful deployment, computed by the database for any number of clusters.
 
 A rollback re-deploys an earlier deployment tag (the tag step reuses the tag already
-on that commit) under the rolled-back rollout's release, so the release a cluster runs
-is the one of the *first* successful deployment that made its current tag, not of the
-latest deployment. Both are correlated subqueries on indexed columns, so annotating a
-page of clusters, or grouping the whole fleet by release, is one query.
+on that commit) under the rolled-back rollout's release, so the release a rollback
+leaves running is the one of the first successful deployment that made that tag. A
+cluster's current deployment is the successful one with no later successful one: an
+anti-join the database answers for the whole fleet at once (a correlated lookup per
+cluster cost half a second at 10,000 clusters).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import BigIntegerField, Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, When
 
 from fleet.inventory.models import Cluster, Release
-from fleet.rollouts.models import ClusterDeployment
+from fleet.rollouts.models import ClusterDeployment, Rollout
 from fleet.rollouts.states import DeploymentState as D
 
 
-def annotate_deployed(clusters: QuerySet[Cluster]) -> QuerySet[Cluster]:
-    """Clusters with ``deployed_tag``, ``deployed_at`` and ``deployed_release_id``
-    (all None for a cluster no rollout has deployed yet)."""
-    last = (ClusterDeployment.objects.filter(cluster=OuterRef("pk"), state=D.SUCCEEDED)
-            .order_by("-finished_at", "-pk"))
-    origin = (ClusterDeployment.objects.filter(cluster=OuterRef("pk"), state=D.SUCCEEDED, tag=OuterRef("deployed_tag"))
-              .order_by("finished_at", "pk"))
-    return (clusters.annotate(deployed_tag=Subquery(last.values("tag")[:1]),
-                              deployed_at=Subquery(last.values("finished_at")[:1]))
-            .annotate(deployed_release_id=Subquery(origin.values("rollout__release_id")[:1])))
+def current_deployments() -> QuerySet[ClusterDeployment]:
+    """Each deployed cluster's last successful deployment, with ``running_release_id``."""
+    succeeded = ClusterDeployment.objects.filter(state=D.SUCCEEDED)
+    later = succeeded.filter(cluster=OuterRef("cluster")).filter(
+        Q(finished_at__gt=OuterRef("finished_at")) | Q(finished_at=OuterRef("finished_at"), pk__gt=OuterRef("pk")))
+    origin = (succeeded.filter(cluster=OuterRef("cluster"), tag=OuterRef("tag"))
+              .order_by("finished_at", "pk").values("rollout__release_id")[:1])
+    return (succeeded.exclude(Exists(later)).order_by()
+            .annotate(running_release_id=Case(When(rollout__kind=Rollout.Kind.DEPLOY, then=F("rollout__release_id")),
+                                              default=Subquery(origin), output_field=BigIntegerField())))
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,28 @@ class Deployed:
 def deployed_on(cluster_ids: Iterable[int]) -> dict[int, Deployed]:
     """The current deployment of each of these clusters (those with one): two queries
     whatever their number, for a page of clusters or one cluster."""
-    clusters = annotate_deployed(Cluster.objects.filter(pk__in=list(cluster_ids)).order_by())
-    rows = list(clusters.values_list("pk", "deployed_tag", "deployed_at", "deployed_release_id"))
+    rows = list(current_deployments().filter(cluster_id__in=list(cluster_ids))
+                .values_list("cluster_id", "tag", "finished_at", "running_release_id"))
     releases = Release.objects.select_related("channel").in_bulk({row[3] for row in rows if row[3]})
-    return {pk: Deployed(tag, at, releases.get(release_id)) for pk, tag, at, release_id in rows if tag}
+    return {pk: Deployed(tag, at, releases.get(release_id)) for pk, tag, at, release_id in rows}
 
 
-def release_spread(clusters: QuerySet[Cluster] | None = None) -> list[tuple[Release | None, int]]:
+def running(clusters: QuerySet[Cluster], release_id: int | None) -> QuerySet[Cluster]:
+    """The clusters that run ``release_id`` (None: that no rollout has deployed yet)."""
+    current = current_deployments()
+    if release_id is None:
+        return clusters.exclude(pk__in=current.values("cluster_id"))
+    return clusters.filter(pk__in=current.filter(running_release_id=release_id).values("cluster_id"))
+
+
+def release_spread() -> list[tuple[Release | None, int]]:
     """How many clusters run each release (None: not deployed by a rollout yet), most
-    clusters first: one grouped query, then one for the releases it names."""
-    queryset = annotate_deployed(clusters if clusters is not None else Cluster.objects.all())
-    rows = list(queryset.order_by().values("deployed_release_id").annotate(n=Count("pk")))
+    clusters first: the grouped deployments, the clusters' count, and the releases."""
+    rows = list(current_deployments().values("running_release_id").annotate(n=Count("pk")))
     releases = Release.objects.select_related("channel").in_bulk(
-        [row["deployed_release_id"] for row in rows if row["deployed_release_id"]])
-    spread = [(releases.get(row["deployed_release_id"]), row["n"]) for row in rows]
+        [row["running_release_id"] for row in rows if row["running_release_id"]])
+    spread = [(releases.get(row["running_release_id"]), row["n"]) for row in rows]
+    undeployed = Cluster.objects.count() - sum(count for _, count in spread)
+    if undeployed:
+        spread.append((None, undeployed))
     return sorted(spread, key=lambda item: (-item[1], str(item[0] or "")))

@@ -1,6 +1,6 @@
 """Benchmark: the console at 10,000 clusters and 100,000 audit events on PostgreSQL.
 
-    eval "$(scripts/services.sh up)"; .venv/bin/python -m tests.benchmarks.console_bench
+    eval "$(scripts/services.sh up)"; .venv/bin/python -m tests.benchmarks.console_bench [--reload]
 
 Runs against a dedicated database (``<name>_console_bench``, loaded once and reused)
 through the whole Django stack (middleware, session, role check, views, templates)
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import statistics
 import time
 from datetime import timedelta
@@ -62,8 +63,8 @@ def _load() -> None:
                 last_contact_at=now - timedelta(seconds=rng.randint(0, 3600)))
         for i in range(N_CLUSTERS)], batch_size=2000)
     clusters = list(Cluster.objects.order_by("name"))
-    # Two finished rollouts over the whole fleet (each cluster deployed twice), then a
-    # running one of 1,000 clusters in two waves.
+    # Two finished rollouts over the whole fleet (each cluster deployed twice), a rollback
+    # of 500 clusters to their first tag, then a running rollout of 1,000 in two waves.
     for generation in range(2):
         release = releases[generation * 3 + 1]
         rollout = Rollout.objects.create(release=release, strategy=[], author=author, state=R.SUCCEEDED,
@@ -76,6 +77,15 @@ def _load() -> None:
                               finished_at=now - timedelta(days=10 - generation, seconds=index),
                               steps={"prepare": {"ok": True, "seconds": 1.0}})
             for index, cluster in enumerate(clusters) if rng.random() < 0.95], batch_size=2000)
+    rollback = Rollout.objects.create(release=releases[4], kind=Rollout.Kind.ROLLBACK, rollback_of=rollout, strategy=[],
+                                      author=author, state=R.SUCCEEDED, started_at=now, finished_at=now)
+    wave = Wave.objects.create(rollout=rollback, index=0, name="rollback", max_parallel=50, max_failures="500",
+                               state=W.SUCCEEDED)
+    ClusterDeployment.objects.bulk_create([
+        ClusterDeployment(rollout=rollback, wave=wave, cluster=cluster, state=D.SUCCEEDED,
+                          tag="deploy/2026-01-01/release-1.0", target_tag="deploy/2026-01-01/release-1.0",
+                          finished_at=now - timedelta(days=1))
+        for cluster in clusters[-500:]], batch_size=2000)
     live = Rollout.objects.create(release=releases[8], strategy=[], author=author, state=R.RUNNING, started_at=now)
     waves = [Wave.objects.create(rollout=live, index=i, name=name, max_parallel=20, max_failures="2%",
                                  state=state, bake_seconds=300) for i, (name, state) in
@@ -109,7 +119,8 @@ def _load_events(clusters, rng, AuditEvent, genesis: str, now) -> None:
         cluster = rng.choice(clusters) if rng.random() < 0.8 else None
         event = AuditEvent(sequence=sequence, timestamp=now - timedelta(seconds=N_EVENTS - n),
                            actor=rng.choice(["ada", "otto", "ci-bot"]), source=rng.choice(["api", "task", "web"]),
-                           action=rng.choice(actions), target_type="cluster", target_id=str(cluster.pk if cluster else 0),
+                           action=rng.choice(actions), target_type="cluster",
+                           target_id=str(cluster.pk if cluster else 0),
                            target_repr=cluster.name if cluster else "", cluster=cluster.name if cluster else "",
                            metadata={"n": n}, prev_hash=prev)
         event.hash = event.compute_hash()
@@ -142,7 +153,7 @@ def _measure(client, url: str, repeat: int = REPEAT) -> dict[str, float]:
 
 def main() -> None:
     url = bench_database_url("_console_bench")
-    ensure_database(url)
+    ensure_database(url, recreate="--reload" in sys.argv)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
     import django

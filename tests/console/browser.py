@@ -21,8 +21,6 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.console.conftest import PASSWORD
-
 CHROMIUM = Path(os.environ.get("FLEET_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -59,6 +57,7 @@ class Console:
 
     base_url: str
     page: object
+    password: str
     errors: list[str] = field(default_factory=list)
 
     def url(self, path: str) -> str:
@@ -68,10 +67,10 @@ class Console:
         response = self.page.goto(self.url(path))
         assert response is not None and response.ok, f"{path}: HTTP {response.status if response else '?'}"
 
-    def sign_in(self, username: str, password: str = PASSWORD) -> None:
+    def sign_in(self, username: str) -> None:
         self.page.goto(self.url("/login/"))
         self.page.get_by_label("User name").fill(username)
-        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_label("Password").fill(self.password)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_url(self.url("/"))
 
@@ -100,15 +99,16 @@ def flushable_audit(transactional_db) -> Iterator[None]:
 
 
 @pytest.fixture
-def open_console(chromium, live_server, flushable_audit) -> Iterator:
-    """``open_console()`` (optionally with a viewport): a fresh browser context; fails
-    the test if any page of it logged an error or threw."""
+def open_console(chromium, live_server, flushable_audit, password) -> Iterator:
+    """``open_console()`` (optionally with a viewport): a fresh browser context, whose
+    ``sign_in`` uses the test people's ``password``; fails the test if any page of it
+    logged an error or threw."""
     consoles: list[Console] = []
 
     def open_(viewport: dict[str, int] = WIDE) -> Console:
         context = chromium.new_context(viewport=viewport)
         page = context.new_page()
-        console = Console(live_server.url, page)
+        console = Console(live_server.url, page, password)
         page.on("console", lambda message: message.type == "error" and console.errors.append(
             f"console: {message.text} ({message.location.get('url', '')})"))
         page.on("pageerror", lambda error: console.errors.append(f"page error: {error}"))

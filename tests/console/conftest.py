@@ -15,6 +15,8 @@ from fleet.accounts.roles import Role
 from fleet.inventory.models import Channel, Cluster, Release
 from fleet.rollouts import services
 from fleet.rollouts.models import Rollout
+from tests.console.browser import chromium, flushable_audit, open_console  # noqa: F401 - fixtures
+from tests.e2e.conftest import workers, world  # noqa: F401 - fixtures of the real fleet's world
 from tests.factories import ClusterFactory, UserFactory
 
 PASSWORD = "console-test-password"
@@ -22,6 +24,11 @@ ROLES = {"viewer": Role.VIEWER, "operator": Role.OPERATOR, "admin": Role.ADMIN, 
          "nobody": None}
 TWO_WAVES = [{"name": "canary", "selector": "ring=canary", "max_parallel": 1},
              {"name": "main", "max_parallel": 5, "max_failures": "1", "require_approval": True}]
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ import re
 import pytest
 
 from fleet.rollouts.models import ClusterDeployment, Rollout
-from tests.console.browser import chromium, flushable_audit, open_console  # noqa: F401 - fixtures
-from tests.e2e.conftest import wait_for, workers, world  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.slow]
 

@@ -26,7 +26,7 @@ from fleet.inventory.api import ClusterFilter
 from fleet.inventory.choices import ClusterStatus
 from fleet.inventory.models import Channel, Cluster
 from fleet.policy.models import PolicyDecision
-from fleet.rollouts.deployed import annotate_deployed, deployed_on
+from fleet.rollouts.deployed import deployed_on, running
 from fleet.rollouts.models import ClusterDeployment
 
 RECENT = 10
@@ -56,8 +56,7 @@ def _filtered(request: HttpRequest) -> tuple[object, dict[str, str], ClusterQuer
     if options["contact"] == "quiet":
         clusters = clusters.filter(pk__in=quiet_clusters().values("pk"))
     if options["release"] != "":
-        clusters = annotate_deployed(clusters).filter(
-            deployed_release_id=None if options["release"] == "none" else options["release"])
+        clusters = running(clusters, None if options["release"] == "none" else options["release"])
     return clusters.order_by(*query.ordering("name")), errors, query
 
 
@@ -101,8 +100,8 @@ def cluster_history(request: HttpRequest, name: str) -> HttpResponse:
         records, error = gitops.history(cluster, wait=HISTORY_WAIT), ""
     except SERVICE_ERRORS as exc:
         records, error = [], message_of(exc)
-    template = "console/clusters/_history.html" if request.headers.get("X-Fragment") else "console/clusters/history.html"
-    return render(request, template, {"cluster": cluster, "records": records, "error": error})
+    template = "_history.html" if request.headers.get("X-Fragment") else "history.html"
+    return render(request, f"console/clusters/{template}", {"cluster": cluster, "records": records, "error": error})
 
 
 def _toggle(request: HttpRequest, name: str, field: str, words: tuple[str, str]) -> HttpResponse:

@@ -60,7 +60,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "waivers": list(Waiver.objects.filter(expires_at__gt=now, expires_at__lte=now + WAIVERS_WITHIN)
                         .select_related("policy_set").order_by("expires_at")[:LISTED]),
         "quiet_count": quiet.count(),
-        "quiet": list(quiet.select_related("channel").order_by(F("last_contact_at").asc(nulls_first=True), "name")[:LISTED]),
+        "quiet": list(quiet.select_related("channel")
+                      .order_by(F("last_contact_at").asc(nulls_first=True), "name")[:LISTED]),
         "quiet_minutes": int(QUIET_AFTER.total_seconds() // 60),
     }
     return render(request, "console/overview.html", context)
