@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import statistics
+import sys
 import time
 from datetime import timedelta
 
