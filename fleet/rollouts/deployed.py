@@ -70,4 +70,4 @@ def release_spread() -> list[tuple[Release | None, int]]:
     undeployed = Cluster.objects.count() - sum(count for _, count in spread)
     if undeployed:
         spread.append((None, undeployed))
-    return sorted(spread, key=lambda item: (-item[1], str(item[0] or "")))
+    return sorted(spread, key=lambda item: (-item[1], item[0] is None, str(item[0] or "")))

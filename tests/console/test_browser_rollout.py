@@ -114,3 +114,14 @@ def test_create_watch_approve_and_abort_rollouts_in_the_browser(world, workers, 
     assert "seen enough" in page.locator("#live").inner_text()
     assert Rollout.objects.get(pk=second.pk).state == "aborted"
     operator.shot("rollout-aborted")
+
+    # The overview and the cluster list now show what the rollouts left running.
+    operator.goto("/")
+    spread = page.get_by_role("figure", name="Clusters per release").inner_text()
+    # local-1 took 1.1.1 before the abort, local-2 runs 1.0.0, local-3 was blocked by policy.
+    for line in ("platform-1-1 1.1.1\n1", "platform-1-0 1.0.0\n1", "not deployed yet\n1"):
+        assert line in spread, spread
+    operator.shot("overview-after-rollouts")
+    operator.goto("/clusters/?selector=fleet.dev%2Flocal")
+    assert page.locator("table.clusters tbody th").all_inner_texts() == ["local-1", "local-2", "local-3"]
+    operator.shot("clusters-after-rollouts")
