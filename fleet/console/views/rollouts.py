@@ -107,8 +107,8 @@ def _operation(request: HttpRequest, rollout: Rollout, action: str):
     raise Http404(f"no rollout action {action!r}")
 
 
-DONE = {"start": "started", "pause": "paused", "resume": "resumed", "abort": "aborting",
-        "approve": "approved", "rollback": "rolled back"}
+DONE = {"start": "started", "pause": "paused", "resume": "resumed",
+        "abort": "is aborting: clusters in flight finish first", "approve": "approved", "rollback": "rolled back"}
 
 
 @require_POST
