@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "fleet.policy",
     *(["fleet.dev"] if FLEET_DEV_TOOLS else []),
     "fleet.reports",
+    "fleet.console",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "fleet.console.context.console",
             ]
         },
     }
@@ -184,7 +186,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLEET_MAX_REQUEST_BYTES
-LOGIN_URL = "/admin/login/"
+# The console's sign-in page; the admin keeps its own at /admin/login/.
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:overview"
+LOGOUT_REDIRECT_URL = "console:login"
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes a missing credential a 401, not a 403.

@@ -1,5 +1,5 @@
 """The project's routes: each package's API registered on one router (as NetBox's
-project urls include every app's), the admin, and the console.
+project urls include every app's), the admin at ``/admin/``, and the console at ``/``.
 
 This module sits at the top of the layers: it imports the packages' ``api`` modules,
 and no package imports it.
@@ -7,7 +7,6 @@ and no package imports it.
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from rest_framework.routers import DefaultRouter
 
 from fleet.api.schema import DocsView, SchemaView
@@ -47,5 +46,5 @@ api_urls = [
 urlpatterns = [
     path("api/v1/", include(api_urls)),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", include("fleet.console.urls")),
 ]

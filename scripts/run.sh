@@ -35,8 +35,8 @@ stop() {
 trap stop EXIT INT TERM
 
 echo
-echo "Fleet is running at http://$HOST:$PORT/  (admin console; API at /api/v1/, docs at /api/v1/docs/)"
-echo "Log in as 'admin' with the password in var/admin-password."
+echo "Fleet is running at http://$HOST:$PORT/  (the console: it opens on the sign-in page)"
+echo "Sign in as 'admin' with the password in var/admin-password. Raw records: /admin/; API: /api/v1/ (docs /api/v1/docs/)."
 echo "Worker log: var/log/worker.log. Stop with Ctrl-C."
 echo
 .venv/bin/gunicorn fleet.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the real services the test suite talks to: PostgreSQL and Redis on private
-# loopback ports, installing them (and poppler-utils, for the report tests' PDFs) from
-# Debian's packages when they are missing.
+# loopback ports, installing them (with Chromium, the browser the console's tests drive, and
+# poppler-utils, for the report tests' PDFs) from Debian's packages when they are missing.
 # Idempotent: a second call finds them running. Prints the env to export.
 #   eval "$(scripts/services.sh up)"     scripts/services.sh down
 set -euo pipefail
@@ -25,6 +25,7 @@ install_missing() {
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v pdftoppm >/dev/null || need+=(poppler-utils)  # the report tests render PDFs
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+  command -v chromium >/dev/null || need+=(chromium)
   [ ${#need[@]} -eq 0 ] && return
   log "installing ${need[*]} from Debian's packages"
   local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -42,11 +42,14 @@ __all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "Sessi
 
 
 @contextmanager
-def locked(cluster) -> Iterator[Workspace]:
-    """The cluster's workspace, cloned if needed, held for the duration (re-entrant)."""
+def locked(cluster, *, wait: float | None = None) -> Iterator[Workspace]:
+    """The cluster's workspace, cloned if needed, held for the duration (re-entrant).
+
+    ``wait`` (seconds; default ``FLEET_WORKSPACE_LOCK_TIMEOUT``) lets a caller that
+    only reads, such as a web page, give up sooner while a deployment holds it."""
     workspace = Workspace(RepoSpec.of(cluster))
     outer = holds_lock(workspace.home)  # then the outer call has made sure of the clone
-    with workspace.lock():
+    with workspace.lock(wait):
         if not outer:
             workspace.ensure()
         yield workspace
@@ -135,9 +138,9 @@ class Session:
 
 
 @contextmanager
-def session(cluster) -> Iterator[Session]:
+def session(cluster, *, wait: float | None = None) -> Iterator[Session]:
     """Hold the cluster's workspace (see :func:`locked`) and work on it through a :class:`Session`."""
-    with locked(cluster) as workspace:
+    with locked(cluster, wait=wait) as workspace:
         yield Session(cluster, workspace)
 
 
@@ -293,9 +296,9 @@ def _push(ws: Workspace, cluster, tag_names: list[str]) -> bool:
     return moved
 
 
-def history(cluster, *, refresh: bool = True) -> list[DeploymentRecord]:
-    """:meth:`Session.history`, in a session of its own."""
-    with session(cluster) as held:
+def history(cluster, *, refresh: bool = True, wait: float | None = None) -> list[DeploymentRecord]:
+    """:meth:`Session.history`, in a session of its own (``wait``: see :func:`locked`)."""
+    with session(cluster, wait=wait) as held:
         return held.history(refresh=refresh)
 
 
