@@ -37,8 +37,8 @@ class PolicySetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PolicySet
-        fields = ["id", "name", "description", "selector", "mode", "fail_open", "files", "bundle_hash",
-                  "source", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "selector", "mode", "fail_open", "review_deletes", "files",
+                  "bundle_hash", "source", "created_at", "updated_at"]
         read_only_fields = ["bundle_hash"]
 
     def validate_files(self, files: dict[str, str]) -> dict[str, str]:

@@ -7,6 +7,12 @@ turns blocks into warnings, ``dry-run`` keeps every finding out of the verdict. 
 waiver turns one finding into ``waived``. A set that cannot be evaluated blocks the
 apply (fail closed) unless it is in enforce mode *and* configured to fail open, or
 is not enforcing at all. Nothing a policy or an engine does escapes as an exception.
+
+Gatekeeper constraints are matched here (``gatekeeper/match.py``) against one admission
+review per object, and per object the apply prunes when the set reviews deletes (as a
+Gatekeeper whose webhook lists DELETE); a namespace the set's Gatekeeper ``Config``
+exempts from the webhook is never reviewed. The enforcement point is the pipeline's
+``validation.gatekeeper.sh`` or CI's ``gator.gatekeeper.sh`` (for ``scoped`` actions).
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from fleet.core.labels import LabelError, parse_selector
-from fleet.policy import gatekeeper
+from fleet.core.objects import ObjectRef
 from fleet.policy.bundle import Bundle
 from fleet.policy.choices import Enforcement, Mode, Severity
 from fleet.policy.engines.base import SET_INDEX, Engine, Hit
 from fleet.policy.errors import PolicyError
-from fleet.core.objects import ObjectRef
-from fleet.policy.inputs import EvaluationInput
+from fleet.policy.gatekeeper import review as gk_review
+from fleet.policy.gatekeeper.match import namespace_excluded, review_matches
+from fleet.policy.gatekeeper.templates import GATOR_POINT
+from fleet.policy.inputs import EvaluationInput, placed
 
 logger = logging.getLogger(__name__)
 _EFFECT = {"deny": Enforcement.DENY, "violation": Enforcement.DENY, "warn": Enforcement.WARN,
@@ -42,6 +50,7 @@ class PolicySetSpec:
     fail_open: bool
     bundle: Bundle | None
     load_error: PolicyError | None = None
+    review_deletes: bool = False  # send pruned objects to its constraints as DELETE reviews
 
 
 @dataclass(frozen=True)
@@ -128,17 +137,20 @@ def _message(value: Any) -> tuple[str, Any]:
     return str(value), None
 
 
-def _finding(spec: PolicySetSpec, hit: Hit, data: EvaluationInput) -> Violation:
+def _finding(spec: PolicySetSpec, hit: Hit, subjects: list[dict[str, Any]], point: str) -> Violation | None:
     bundle = spec.bundle
-    obj = "" if hit.index == SET_INDEX else ObjectRef.of(data.objects[hit.index]).path
+    obj = "" if hit.index == SET_INDEX else ObjectRef.of(subjects[hit.index]).path
     message, details = _message(hit.value)
     if hit.source.startswith("gk::"):
         constraint = bundle.constraints[int(hit.source[4:])]
-        rule, effect = constraint.id, _EFFECT[constraint.enforcement_action]
+        action = constraint.action(point)
+        if action is None:
+            return None  # scoped to other enforcement points
+        rule, effect = constraint.id, _EFFECT[action]
     else:
         module_id, _, rule_name = hit.source.partition("::")
         module = bundle.module(module_id)
-        rule = f"{module.package}.{rule_name}"
+        rule = f"{module.written_package}.{rule_name}"
         effect = _EFFECT[rule_name.split("_", 1)[0]]
     severity = Severity.ERROR if effect == Enforcement.DENY else Severity.WARNING
     if spec.mode == Mode.WARN and effect == Enforcement.DENY:
@@ -150,25 +162,64 @@ def _finding(spec: PolicySetSpec, hit: Hit, data: EvaluationInput) -> Violation:
 
 
 def reviews_of(data: EvaluationInput) -> list[dict[str, Any]]:
-    """Gatekeeper's ``input.review`` of every object, without the object itself."""
-    return [gatekeeper.review_meta(obj, old) for obj, old in zip(data.objects, data.old)]
+    """Gatekeeper's ``input.review`` of every subject (objects, then pruned ones); a
+    review holds ``object`` only where it differs from the object in ``data.objects``
+    (a pruned object, or a namespaced one the apply puts in ``default``)."""
+    admission, count = data.admission, len(data.objects)
+    reviews = []
+    for index, subject in enumerate(data.subjects):
+        deleted = index >= count
+        group, kind = ObjectRef.of(subject).group_kind
+        reviewed = subject if deleted else placed(subject, admission.namespaced)
+        own = reviewed if deleted or reviewed is not subject else None
+        namespace_name = str((reviewed.get("metadata") or {}).get("namespace") or "")
+        old = subject if deleted else (data.old[index] if data.old else None)
+        review = gk_review.review(
+            reviewed, old, operation="DELETE" if deleted else ("UPDATE" if old is not None else "CREATE"),
+            namespace=admission.namespaces.get(namespace_name) if namespace_name else None,
+            user_info=admission.user_info, plural=admission.plurals.get((group, kind), ""),
+            dry_run=admission.dry_run)
+        if own is not None:
+            review["object"] = own
+        reviews.append(review)
+    return reviews
 
 
-def constraint_matches(bundle: Bundle, data: EvaluationInput) -> dict[int, list[int]]:
-    """For each constraint (by position), the indexes of the objects it matches."""
-    return {number: [i for i, obj in enumerate(data.objects) if constraint.matches(obj)]
-            for number, constraint in enumerate(bundle.constraints)}
+def constraint_matches(bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]], *,
+                       deletes: bool = False) -> dict[int, list[int]]:
+    """For each constraint (by position), the subjects it matches (pruned ones only when
+    ``deletes``); raises MatchError where Gatekeeper's matcher errs."""
+    excluded = bundle.sync.excluded_from("webhook")
+    count = len(data.objects) if not deletes else len(reviews)
+    subjects = data.subjects
+    candidates = [i for i in range(count) if not (excluded and namespace_excluded(excluded, subjects[i]))]
+    matches = {}
+    for number, constraint in enumerate(bundle.constraints):
+        found = []
+        for index in candidates:
+            review = reviews[index]
+            seen = (review.get("object") or subjects[index], review.get("oldObject"))
+            try:
+                if review_matches(constraint.match, seen, review.get("namespaceObject")):
+                    found.append(index)
+            except PolicyError as exc:
+                raise PolicyError(f"constraint {constraint.id}: {exc.message}", code="constraint",
+                                  file=constraint.path) from None
+        matches[number] = found
+    return matches
 
 
-def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine,
-                 reviews: list[dict[str, Any]]) -> tuple[list[Violation], SetOutcome]:
+def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine, reviews: list[dict[str, Any]],
+                 point: str = GATOR_POINT) -> tuple[list[Violation], SetOutcome]:
     started = time.perf_counter()
     outcome = SetOutcome(spec.name, spec.mode, spec.bundle.hash if spec.bundle else "", 0.0)
     try:
         if spec.load_error is not None:
             raise spec.load_error
-        hits = engine.evaluate(spec.bundle, data, reviews, constraint_matches(spec.bundle, data))
-        findings = [_finding(spec, hit, data) for hit in hits]
+        matches = constraint_matches(spec.bundle, data, reviews, deletes=spec.review_deletes)
+        hits = engine.evaluate(spec.bundle, data, reviews, matches, slot=spec.name)
+        subjects = data.subjects
+        findings = [f for f in (_finding(spec, hit, subjects, point) for hit in hits) if f is not None]
     except PolicyError as exc:
         outcome.error, findings = exc.as_dict(), []
     except Exception as exc:  # the gate must answer; an engine bug becomes a reasoned deny
@@ -181,15 +232,16 @@ def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine,
 
 
 def evaluate(specs: Sequence[PolicySetSpec], data: EvaluationInput, engine: Engine, *,
-             waivers: Sequence[WaiverSpec] = (), now: datetime) -> Verdict:
-    """Evaluate every set and merge the findings into one verdict."""
+             waivers: Sequence[WaiverSpec] = (), now: datetime, point: str = GATOR_POINT) -> Verdict:
+    """Evaluate every set and merge the findings into one verdict; ``point`` is the
+    Gatekeeper enforcement point this decision stands for."""
     started = time.perf_counter()
     reviews = reviews_of(data)
     labels = dict(data.cluster.get("labels") or {})
     violations: list[Violation] = []
     outcomes: list[SetOutcome] = []
     for spec in specs:
-        findings, outcome = evaluate_set(spec, data, engine, reviews)
+        findings, outcome = evaluate_set(spec, data, engine, reviews, point)
         outcomes.append(outcome)
         for finding in findings:
             waiver = next((w for w in waivers if w.applies(spec.name, finding.rule, finding.object,

@@ -19,7 +19,7 @@ EVALUATE = "/api/v1/policy/evaluate"
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
-@pytest.fixture(params=["regopy", "opa"])
+@pytest.fixture(params=["embedded", "opa"])
 def configured_engine(request, settings):
     """Run the test with the process-wide engine set to each real engine."""
     settings.FLEET_POLICY_ENGINE = request.param

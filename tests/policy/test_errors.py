@@ -60,11 +60,14 @@ def test_invalid_rego_in_a_template_points_into_the_yaml(engine):
     assert error["line"] in (11, 12)
 
 
-def test_template_without_rego_target():
+def test_template_for_another_target_or_without_rego():
     with pytest.raises(PolicyError) as caught:
         load_bundle({"t.yaml": TEMPLATE.format(target="audit.example.com")})
     assert caught.value.code == "template" and caught.value.file == "t.yaml"
-    assert "no Rego for target admission.k8s.gatekeeper.sh" in caught.value.message
+    assert "target 'audit.example.com' is not admission.k8s.gatekeeper.sh" in caught.value.message
+    without = TEMPLATE.format(target="admission.k8s.gatekeeper.sh").split("      rego:")[0]
+    with pytest.raises(PolicyError, match="no Rego for target admission.k8s.gatekeeper.sh"):
+        load_bundle({"t.yaml": without})
 
 
 def test_constraint_naming_a_missing_template():
@@ -120,19 +123,13 @@ def test_errors_of_a_warn_or_dry_run_set_do_not_block(engine):
         assert verdict.allowed and verdict.errors
 
 
-def test_with_is_refused_by_the_embedded_engine(regopy_engine):
-    files = {"w.rego": "package w\nimport rego.v1\ndeny contains 1 if { data.w.p with input as {} }\np if true\n"}
-    error = only_error(evaluate(regopy_engine, files))
-    assert error["code"] == "policy.engine" and "`with`" in error["message"]
-
-
 class ExplodingEngine(Engine):
     name = "exploding"
 
-    def prepare(self, bundle):
+    def prepare(self, bundle, slot=""):
         raise RuntimeError("boom")
 
-    def evaluate(self, bundle, data, reviews, matches):
+    def evaluate(self, bundle, data, reviews, matches, **options):
         raise RuntimeError("boom")
 
 
