@@ -191,7 +191,7 @@ def constraint_matches(bundle: Bundle, data: EvaluationInput, reviews: list[dict
     ``deletes``); raises MatchError where Gatekeeper's matcher errs."""
     excluded = bundle.sync.excluded_from("webhook")
     count = len(data.objects) if not deletes else len(reviews)
-    subjects = data.subjects
+    subjects, namespaces = data.subjects, data.admission.namespaces
     candidates = [i for i in range(count) if not (excluded and namespace_excluded(excluded, subjects[i]))]
     matches = {}
     for number, constraint in enumerate(bundle.constraints):
@@ -200,7 +200,7 @@ def constraint_matches(bundle: Bundle, data: EvaluationInput, reviews: list[dict
             review = reviews[index]
             seen = (review.get("object") or subjects[index], review.get("oldObject"))
             try:
-                if review_matches(constraint.match, seen, review.get("namespaceObject")):
+                if review_matches(constraint.match, seen, namespaces.get(review.get("namespace", ""))):
                     found.append(index)
             except PolicyError as exc:
                 raise PolicyError(f"constraint {constraint.id}: {exc.message}", code="constraint",
@@ -232,11 +232,13 @@ def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine, rev
 
 
 def evaluate(specs: Sequence[PolicySetSpec], data: EvaluationInput, engine: Engine, *,
-             waivers: Sequence[WaiverSpec] = (), now: datetime, point: str = GATOR_POINT) -> Verdict:
+             waivers: Sequence[WaiverSpec] = (), now: datetime, point: str = GATOR_POINT,
+             reviews: list[dict[str, Any]] | None = None) -> Verdict:
     """Evaluate every set and merge the findings into one verdict; ``point`` is the
-    Gatekeeper enforcement point this decision stands for."""
+    Gatekeeper enforcement point this decision stands for; ``reviews`` replace the
+    admission reviews of the subjects (``policy verify`` builds them as gator does)."""
     started = time.perf_counter()
-    reviews = reviews_of(data)
+    reviews = reviews if reviews is not None else reviews_of(data)
     labels = dict(data.cluster.get("labels") or {})
     violations: list[Violation] = []
     outcomes: list[SetOutcome] = []

@@ -165,13 +165,14 @@ def record_decision(verdict: gate.Verdict, cluster_name: str, cluster: Cluster |
 
 
 def import_policy_set(name: str, path: Path, *, selector: str = "", mode: str = Mode.ENFORCE,
-                      fail_open: bool = False, description: str = "") -> tuple[PolicySet, bool]:
+                      fail_open: bool = False, description: str = "",
+                      review_deletes: bool = False) -> tuple[PolicySet, bool]:
     """Create or update the set ``name`` from a directory of policy files (audited);
     refuses files that do not load, naming the file and line."""
     files = read_directory(path)
     check_files(files)
     fields = {"files": files, "bundle_hash": bundle_hash(files), "selector": selector,
-              "mode": mode, "fail_open": fail_open, "description": description,
+              "mode": mode, "fail_open": fail_open, "review_deletes": review_deletes, "description": description,
               "source": str(path)}
     with transaction.atomic():
         existing = PolicySet.objects.select_for_update().filter(name=name).first()

@@ -62,7 +62,7 @@ allow if input.identity == "{token}"
 """
 
 
-def _opa_binary() -> Path:
+def opa_binary() -> Path:
     """The pinned ``opa`` binary; never builds it (``scripts/run.sh`` and the tests do)."""
     override = os.environ.get(override_variable("opa"))
     path = Path(override).expanduser() if override else cached_path("opa")
@@ -203,7 +203,7 @@ class ManagedOpaEngine(OpaEngine):
     name = "embedded"
 
     def __init__(self, *, timeout: float = 10.0, parallelism: int = 2, binary: Path | None = None):
-        self.server = ManagedOpa(binary or _opa_binary())
+        self.server = ManagedOpa(binary or opa_binary())
         atexit.register(self.server.stop)
         self._starts_seen = 0
         self.server.wait_ready()

@@ -36,12 +36,14 @@ with comes from the release being applied, else the target cluster (see
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from fleet.policy.errors import PolicyError
 
 SOURCES = ("All", "Original", "Generated")
+WILDCARD_RE = re.compile(r"^\*?[-:a-z0-9]*\*?$")  # the CRD pattern of Gatekeeper's wildcard.Wildcard
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
@@ -143,6 +145,19 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _wildcards(value: Any, where: str) -> tuple[str, ...]:
+    patterns = _strings(value, where)
+    for n, pattern in enumerate(patterns):
+        _check_wildcard(pattern, f"{where}[{n}]")
+    return patterns
+
+
+def _check_wildcard(pattern: str, where: str) -> None:
+    if not WILDCARD_RE.match(pattern):
+        raise PolicyError(f"{where}: {pattern!r} must match {WILDCARD_RE.pattern} (lower-case letters, digits, "
+                          "'-' and ':', with an optional leading or trailing '*')", code="constraint")
+
+
 @dataclass(frozen=True)
 class Match:
     """A Constraint's ``spec.match``, checked once when the bundle loads."""
@@ -174,11 +189,13 @@ class Match:
         name = value.get("name") or ""
         if not isinstance(name, str):
             raise PolicyError(f"{where}.name must be a string", code="constraint")
+        if name:
+            _check_wildcard(name, f"{where}.name")
         selectors = {key: LabelSelector.parse(value[key], f"{where}.{key}")
                      for key in ("labelSelector", "namespaceSelector") if value.get(key) is not None}
         return cls(kinds=tuple(kinds), scope=str(value.get("scope") or "*"),
-                   namespaces=_strings(value.get("namespaces"), f"{where}.namespaces"),
-                   excluded_namespaces=_strings(value.get("excludedNamespaces"), f"{where}.excludedNamespaces"),
+                   namespaces=_wildcards(value.get("namespaces"), f"{where}.namespaces"),
+                   excluded_namespaces=_wildcards(value.get("excludedNamespaces"), f"{where}.excludedNamespaces"),
                    label_selector=selectors.get("labelSelector"),
                    namespace_selector=selectors.get("namespaceSelector"), name=name, source=source)
 

@@ -84,3 +84,28 @@ def inventory(objects: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             tree = document["cluster"]
         tree.setdefault(gv, {}).setdefault(kind, {})[name] = obj
     return document
+
+
+def gator_review(obj: Mapping[str, Any], request: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``input.review`` exactly as ``gator verify`` builds it (for suites written against
+    gator): of a plain object, an AdmissionRequest with only kind, name, namespace and
+    object set (``operation`` and ``uid`` empty); of an AdmissionReview's ``request``,
+    that request, with ``object`` = ``oldObject`` for a DELETE (Gatekeeper's
+    ``setObjectOnDelete``). ``namespaceObject`` is null in both, as gator leaves it."""
+    empty = {"group": "", "version": "", "resource": ""}
+    if request is None:
+        meta = obj.get("metadata") or {}
+        group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
+        document: dict[str, Any] = {"uid": "", "kind": {"group": group, "version": version, "kind": obj.get("kind", "")},
+                                    "resource": empty, "operation": "", "userInfo": {}, "object": obj,
+                                    "oldObject": None, "options": None}
+        for key in ("name", "namespace"):
+            if meta.get(key):
+                document[key] = meta[key]
+    else:
+        document = {"uid": "", "resource": empty, "operation": "", "userInfo": {}, "object": None,
+                    "oldObject": None, "options": None, **request}
+        if document.get("operation") == "DELETE":
+            document["object"] = document.get("oldObject")
+    document["namespaceObject"] = None
+    return document
