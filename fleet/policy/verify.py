@@ -71,7 +71,8 @@ def _is_suite(doc: dict[str, Any]) -> bool:
 
 
 def find(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """The suite files and the directories with ``*_test.rego`` files under ``paths``."""
+    """The suite files under ``paths``, and the paths holding ``*_test.rego`` files (a
+    directory given is tested whole, so its tests see the policies and libraries in it)."""
     suites, rego_dirs = [], []
     for path in paths:
         if not path.exists():
@@ -80,8 +81,9 @@ def find(paths: list[Path]) -> tuple[list[Path], list[Path]]:
         for file in files:
             if file.suffix in (".yaml", ".yml") and any(_is_suite(d) for d in _documents(file)):
                 suites.append(file)
-            elif file.name.endswith("_test.rego") and file.parent not in rego_dirs:
-                rego_dirs.append(file.parent)
+        root = path.parent if path.is_file() else path
+        if any(f.name.endswith("_test.rego") for f in files) and root not in rego_dirs:
+            rego_dirs.append(root)
     return suites, rego_dirs
 
 
@@ -190,7 +192,7 @@ def run_suite(engine: Engine, path: Path) -> Iterator[CaseResult]:
 
 def run_rego_tests(directory: Path) -> Iterator[CaseResult]:
     """``opa test`` on ``directory`` (as a bundle when it has a ``.manifest``)."""
-    command = [str(opa_binary()), "test", "--format", "json"]
+    command = [str(opa_binary()), "test", "--format", "json", "--ignore", "*.yaml", "--ignore", "*.yml"]
     command += ["-b", str(directory)] if (directory / MANIFEST).is_file() else [str(directory)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600)
     try:

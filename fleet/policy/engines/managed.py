@@ -178,6 +178,22 @@ class ManagedOpa:
         except requests.RequestException:
             return False
 
+    def recover(self) -> None:
+        """After a request OPA did not answer: wait for the restart of an OPA that died;
+        kill one that is alive but has not answered for 2 s, so it is restarted."""
+        starts, deadline = self.starts, time.monotonic() + 2
+        while self._process is not None and self._process.returncode is None and self._process.poll() is None:
+            if self._healthy():
+                return  # it answers: the failure was not its death
+            if time.monotonic() > deadline:
+                self.kill()
+                break
+            time.sleep(0.05)
+        deadline = time.monotonic() + self.startup_timeout
+        while self.starts == starts and not self._failure and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.wait_ready()
+
     def kill(self) -> None:
         """Kill OPA as a crash would (tests of the supervision)."""
         if self._process is not None:
@@ -228,10 +244,11 @@ class ManagedOpaEngine(OpaEngine):
         try:
             return super().evaluate(bundle, data, reviews, matches, per_object=per_object,
                                     whole_set=whole_set, slot=slot)
-        except PolicyError:
-            if self.server.alive():
+        except PolicyError as exc:
+            if exc.code != "engine":
                 raise  # the policy's own error
-        self._supervised()  # OPA died during the decision: once more, on the restarted one
+        self.server.recover()  # OPA did not answer: once more, on the restarted one
+        self._supervised()
         return super().evaluate(bundle, data, reviews, matches, per_object=per_object, whole_set=whole_set,
                                 slot=slot)
 
