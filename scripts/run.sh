@@ -8,6 +8,11 @@ PY=.venv/bin/python
 HOST="${FLEET_HOST:-127.0.0.1}"
 PORT="${FLEET_PORT:-8000}"
 
+# The embedded policy engine is the pinned OPA, built from its Go module on first run
+# (needs Go; a few minutes, with progress); later runs find it in ~/.cache/fleet/bin.
+if [ "${FLEET_POLICY_ENGINE:-embedded}" = embedded ]; then
+  $PY -m fleet.localfleet.binaries opa
+fi
 $PY manage.py migrate --no-input -v0
 $PY manage.py bootstrap
 $PY manage.py collectstatic --no-input -v0

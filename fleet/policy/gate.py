@@ -21,9 +21,10 @@ import fnmatch
 import hashlib
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from fleet.core.labels import LabelError, parse_selector
 from fleet.core.objects import ObjectRef

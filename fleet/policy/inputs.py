@@ -25,8 +25,9 @@ release itself plus any objects given (as ``gator test`` does).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from fleet.core.objects import ObjectRef, invalid_reason
 from fleet.policy.errors import PolicyError

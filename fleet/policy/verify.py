@@ -24,10 +24,11 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -170,8 +171,8 @@ def run_suite(engine: Engine, path: Path) -> Iterator[CaseResult]:
             spec, problem = _test_spec(base, test)
             if test.get("invalid"):
                 refused = problem.startswith("constraint refused")
-                yield CaseResult(name, test_name, "(invalid constraint)",
-                                 "" if refused else f"the constraint should be refused by its schema; {problem or 'it loaded'}",
+                failure = f"the constraint should be refused by its schema; {problem or 'it loaded'}"
+                yield CaseResult(name, test_name, "(invalid constraint)", "" if refused else failure,
                                  seconds=time.perf_counter() - started)
                 continue
             if spec is None:

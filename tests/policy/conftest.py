@@ -4,16 +4,16 @@ and an ``opa run --server`` started apart, as production points Fleet at one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from fleet.localfleet.binaries import ensure_binaries
 from fleet.policy.bundle import Bundle, load_bundle, read_directory
 from fleet.policy.engines.base import Engine
-from fleet.policy.engines.opa_engine import OpaEngine
 from fleet.policy.engines.managed import ManagedOpaEngine
+from fleet.policy.engines.opa_engine import OpaEngine
 from fleet.policy.engines.opa_process import opa_server
 
 POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"

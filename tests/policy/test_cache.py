@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -13,7 +13,7 @@ from fleet.policy.engines.opa_engine import OpaEngine
 from fleet.policy.inputs import build_input
 from tests.policy.objects import deployment
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 V1 = {"p.rego": 'package p\nimport rego.v1\ndeny contains "v1" if input.kind == "Deployment"\n'}
 V2 = {"p.rego": 'package p\nimport rego.v1\ndeny contains "v2" if input.kind == "Deployment"\n'}
 

@@ -33,13 +33,17 @@ def write(tmp_path: Path, objects, name="app") -> Path:
     return directory
 
 
-def check(*args: str) -> tuple[int, str]:
+def policy(subcommand: str, *args: str) -> tuple[int, str]:
     out = StringIO()
     try:
-        call_command("policy", "check", *args, stdout=out)
+        call_command("policy", subcommand, *args, stdout=out)
         return 0, out.getvalue()
     except CommandError as exc:
         return exc.returncode, out.getvalue()
+
+
+def check(*args: str) -> tuple[int, str]:
+    return policy("check", *args)
 
 
 BAD = [namespace(), deployment(containers=[container(image="registry.example.com/a:latest")]), service()]
@@ -107,12 +111,7 @@ def test_exit_status_of_the_real_command(tmp_path):
 
 
 def run_verify(*args: str) -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("policy", "verify", *args, stdout=out)
-        return 0, out.getvalue()
-    except CommandError as exc:
-        return exc.returncode, out.getvalue()
+    return policy("verify", *args)
 
 
 SUITES = Path(__file__).parent / "gatekeeper"

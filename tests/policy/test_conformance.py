@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,8 +27,8 @@ import yaml
 from fleet.localfleet.binaries import ensure_binaries
 from fleet.policy import gate, verify
 from fleet.policy.bundle import load_bundle
-from fleet.policy.inputs import build_input
 from fleet.policy.gatekeeper.templates import is_constraint, is_template
+from fleet.policy.inputs import build_input
 
 SUITES = Path(__file__).parent / "gatekeeper"
 SUITE_FILES = sorted(SUITES.glob("*/suite.yaml"))
@@ -103,7 +103,7 @@ def test_one_release_judged_as_gator_test_judges_it(engine, gator, tmp_path):
                       if not is_template(r["violatingObject"]) and not is_constraint(r["violatingObject"]))
     bundle = load_bundle(files)
     verdict = gate.evaluate([gate.PolicySetSpec("all", "enforce", False, bundle)], build_input(objects), engine,
-                            now=datetime.now(timezone.utc))
+                            now=datetime.now(UTC))
     assert not verdict.errors, verdict.errors
     by_path = {_key("", o, "")[1]: o for o in objects}
     got = sorted(_key(v.rule, by_path[v.object], v.message) for v in verdict.violations)
@@ -117,6 +117,6 @@ def test_every_template_loads_into_one_set(engine):
     bundle = load_bundle(files)
     assert len(bundle.templates) == len(SUITE_FILES) and len(bundle.constraints) > 20
     verdict = gate.evaluate([gate.PolicySetSpec("all", "enforce", False, bundle)], build_input(objects), engine,
-                            now=datetime.now(timezone.utc))
+                            now=datetime.now(UTC))
     assert not verdict.errors and not verdict.allowed
     assert {"K8sAllowedRepos/repo-is-ours", "K8sDisallowedRepos/no-docker-hub"} <= {v.rule for v in verdict.violations}

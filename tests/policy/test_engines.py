@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -20,7 +20,7 @@ from tests.policy.conftest import POLICIES_DIR
 from tests.policy.objects import deployment, namespace
 
 pytestmark = pytest.mark.embedded
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 V1 = {"p.rego": 'package p\n\ndeny contains "no" if input.kind == "Deployment"\n'}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,12 +10,12 @@ from fleet.policy import gate
 from fleet.policy.bundle import load_bundle
 from fleet.policy.engines.base import Engine
 from fleet.policy.engines.opa_engine import OpaEngine
+from fleet.policy.engines.opa_process import free_port
 from fleet.policy.errors import PolicyError
 from fleet.policy.inputs import build_input
-from fleet.policy.engines.opa_process import free_port
 from tests.policy.objects import deployment
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 TEMPLATE = """apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata: {{name: k8sthing}}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from fleet.policy.bundle import load_bundle
 from fleet.policy.inputs import build_input
 from tests.policy.objects import container, deployment, service
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 LATEST = deployment(containers=[container(image="registry.example.com/a:latest")])
 RULES = {
     "r.rego": 'package r\nimport rego.v1\n\ndeny contains "denied" if input.kind == "Deployment"\n'

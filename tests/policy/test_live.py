@@ -6,6 +6,7 @@ and a synced kind the cluster cannot serve failing only the sets that need it.""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from fleet.policy.models import PolicySet
 from tests.factories import ClusterFactory
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db]
-SUITES = __import__("pathlib").Path(__file__).parent / "gatekeeper"
+SUITES = Path(__file__).parent / "gatekeeper"
 
 PROBE = """apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
@@ -42,7 +43,8 @@ spec:
 
 
 def constraint(kind: str, name: str, match: str) -> str:
-    return f"apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n  match: {match}\n"
+    return (f"apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata: {{name: {name}}}\n"
+            f"spec:\n  match: {match}\n")
 
 
 @pytest.fixture
@@ -60,8 +62,8 @@ def namespace(cluster):
     """A live namespace labelled env=prod, with a Service and a ConfigMap in it."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     client = client_for(cluster)
-    client.request("POST", "/api/v1/namespaces",
-                   body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"env": "prod"}}})
+    client.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                      "metadata": {"name": name, "labels": {"env": "prod"}}})
     client.request("POST", f"/api/v1/namespaces/{name}/services", body=service("web", name, {"app": "web"}))
     client.request("POST", f"/api/v1/namespaces/{name}/configmaps", body=configmap("old", name, "1"))
     yield name

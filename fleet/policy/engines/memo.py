@@ -26,7 +26,8 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from fleet.policy.bundle import Bundle
 from fleet.policy.engines.base import SET_INDEX, Engine, Hit, narrowed, sorted_hits

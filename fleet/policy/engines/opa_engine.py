@@ -27,8 +27,9 @@ import json
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -265,8 +266,10 @@ class OpaEngine(Engine):
                 self._executor = ThreadPoolExecutor(self._parallelism + 1, thread_name_prefix="opa")
             return self._executor
 
-    def _decide(self, bundle: Bundle, rule: str, data: EvaluationInput, reviews: list[dict[str, Any]],
-                matches: Mapping[int, list[int]], offset: int) -> list[Hit]:
+    @staticmethod
+    def document(bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
+                 matches: Mapping[int, list[int]]) -> dict[str, Any]:
+        """The driver's input for one request."""
         needed = set().union(*matches.values()) if matches else set()
         # Only matched subjects need their review (which may hold the whole oldObject).
         document = {**data.set_input(),
@@ -275,6 +278,11 @@ class OpaEngine(Engine):
                     "parameters": {str(n): c.parameters for n, c in enumerate(bundle.constraints)}}
         if bundle.reads_inventory and needed:
             document["inventory"] = gk_review.inventory(data.admission.inventory)
+        return document
+
+    def _decide(self, bundle: Bundle, rule: str, data: EvaluationInput, reviews: list[dict[str, Any]],
+                matches: Mapping[int, list[int]], offset: int) -> list[Hit]:
+        document = self.document(bundle, data, reviews, matches)
         for _ in range(2):
             response = self._query(bundle, rule, document)
             if "result" in response:

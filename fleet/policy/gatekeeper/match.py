@@ -37,8 +37,9 @@ with comes from the release being applied, else the target cluster (see
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from fleet.policy.errors import PolicyError
 

@@ -28,7 +28,8 @@ objects and ``namespace[ns][groupVersion][kind][name]`` for the others.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 FIELD_MANAGER = "fleet"  # what Fleet's server-side apply sends (fleet.kube.constants.FIELD_MANAGER)
 DEFAULT_USER = {"username": "fleet"}
@@ -96,9 +97,9 @@ def gator_review(obj: Mapping[str, Any], request: Mapping[str, Any] | None = Non
     if request is None:
         meta = obj.get("metadata") or {}
         group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
-        document: dict[str, Any] = {"uid": "", "kind": {"group": group, "version": version, "kind": obj.get("kind", "")},
-                                    "resource": empty, "operation": "", "userInfo": {}, "object": obj,
-                                    "oldObject": None, "options": None}
+        kind = {"group": group, "version": version, "kind": obj.get("kind", "")}
+        document: dict[str, Any] = {"uid": "", "kind": kind, "resource": empty, "operation": "", "userInfo": {},
+                                    "object": obj, "oldObject": None, "options": None}
         for key in ("name", "namespace"):
             if meta.get(key):
                 document[key] = meta[key]
