@@ -136,9 +136,9 @@ def heavy_files() -> dict[str, str]:
 
 
 def _constraint(kind: str) -> str:
-    parameters = json.dumps(HEAVY_PARAMETERS.get(kind, {}))
+    parameters = f"  parameters: {json.dumps(HEAVY_PARAMETERS[kind])}\n" if kind in HEAVY_PARAMETERS else ""
     return (f"apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata: {{name: bench}}\nspec:\n"
-            f"  match: {{kinds: {HEAVY_MATCH.get(kind, WORKLOADS)}}}\n  parameters: {parameters}\n")
+            f"  match: {{kinds: {HEAVY_MATCH.get(kind, WORKLOADS)}}}\n" + parameters)
 
 
 def build_inprocess(progress: Callable[[str], None]) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,39 @@ class ExplodingEngine(Engine):
 def test_an_engine_bug_is_a_reasoned_deny_not_an_exception():
     verdict = evaluate(ExplodingEngine(), {"ok.rego": "package ok\n"})
     assert not verdict.allowed and "internal error" in only_error(verdict)["message"]
+
+
+def test_parameters_a_template_does_not_declare_are_refused():
+    """As Gatekeeper's constraint CRD (structural, pruning): an undeclared parameter, or
+    any parameters for a v1 template with no schema, is refused; a v1beta1 template
+    keeps unknown fields (its legacy schema)."""
+    base = Path(__file__).parent / "gatekeeper" / "requiredlabels"
+    files = {"t.yaml": (base / "template.yaml").read_text(), "c.yaml": (base / "constraint-extra-param.yaml").read_text()}
+    with pytest.raises(PolicyError, match=r"unknown fields: \['spec.parameters.extra'\]") as caught:
+        load_bundle(files)
+    assert (caught.value.code, caught.value.file) == ("constraint", "c.yaml")
+    bare = TEMPLATE.format(target="admission.k8s.gatekeeper.sh").replace("input.review.object.kind ==", "true")
+    constraint = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sThing\nmetadata: {name: n}\nspec:\n"
+    with pytest.raises(PolicyError, match=r"unknown fields: \['spec.parameters'\]"):
+        load_bundle({"t.yaml": bare, "c.yaml": constraint + "  parameters: {}\n"})
+    assert load_bundle({"t.yaml": bare, "c.yaml": constraint})
+    legacy = bare.replace("templates.gatekeeper.sh/v1\n", "templates.gatekeeper.sh/v1beta1\n")
+    assert load_bundle({"t.yaml": legacy, "c.yaml": constraint + "  parameters: {any: thing}\n"})
+
+
+def test_a_namespace_selector_without_the_namespace_is_an_error_naming_it(engine):
+    files = {"t.yaml": (Path(__file__).parent / "gatekeeper" / "match" / "template.yaml").read_text(),
+             "c.yaml": "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sMatchProbe\nmetadata: {name: sel}\n"
+                       "spec:\n  match: {namespaceSelector: {matchLabels: {env: prod}}}\n"}
+    error = only_error(evaluate(engine, files))
+    assert (error["code"], error["file"]) == ("policy.constraint", "c.yaml")
+    assert "K8sMatchProbe/sel" in error["message"] and "the Namespace 'shop'" in error["message"]
+
+
+def test_a_template_failing_at_run_time_names_its_file_and_line(engine):
+    template = TEMPLATE.format(target="admission.k8s.gatekeeper.sh").replace(
+        "input.review.object.kind ==", "x := to_number(input.review.object.kind)")
+    constraint = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sThing\nmetadata: {name: n}\n"
+    error = only_error(evaluate(engine, {"t.yaml": template + "---\n" + constraint}))
+    assert (error["code"], error["file"], error["line"]) == ("policy.runtime", "t.yaml", 11)
+    assert "to_number" in error["message"]

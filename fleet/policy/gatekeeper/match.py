@@ -44,6 +44,7 @@ from typing import Any
 from fleet.policy.errors import PolicyError
 
 SOURCES = ("All", "Original", "Generated")
+SCHEMA_ERROR = "schema validation failed"  # as Gatekeeper words a constraint its CRD's schema refuses
 WILDCARD_RE = re.compile(r"^\*?[-:a-z0-9]*\*?$")  # the CRD pattern of Gatekeeper's wildcard.Wildcard
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -155,8 +156,8 @@ def _wildcards(value: Any, where: str) -> tuple[str, ...]:
 
 def _check_wildcard(pattern: str, where: str) -> None:
     if not WILDCARD_RE.match(pattern):
-        raise PolicyError(f"{where}: {pattern!r} must match {WILDCARD_RE.pattern} (lower-case letters, digits, "
-                          "'-' and ':', with an optional leading or trailing '*')", code="constraint")
+        raise PolicyError(f"{SCHEMA_ERROR}: {where}: {pattern!r} must match {WILDCARD_RE.pattern} (lower-case "
+                          "letters, digits, '-' and ':', with an optional leading or trailing '*')", code="constraint")
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,8 @@ class Match:
                                     _strings(entry.get("kinds"), f"{where}.kinds[{n}].kinds")))
         source = value.get("source") or "All"
         if source not in SOURCES:
-            raise PolicyError(f"{where}.source {source!r} is not one of {', '.join(SOURCES)}", code="constraint")
+            raise PolicyError(f"{SCHEMA_ERROR}: {where}.source {source!r} is not one of {', '.join(SOURCES)}",
+                              code="constraint")
         name = value.get("name") or ""
         if not isinstance(name, str):
             raise PolicyError(f"{where}.name must be a string", code="constraint")

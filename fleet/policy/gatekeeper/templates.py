@@ -30,7 +30,7 @@ from typing import Any
 import jsonschema
 
 from fleet.policy.errors import PolicyError
-from fleet.policy.gatekeeper.match import Match
+from fleet.policy.gatekeeper.match import SCHEMA_ERROR, Match
 
 TARGET = "admission.k8s.gatekeeper.sh"
 SYNC_ANNOTATION = "metadata.gatekeeper.sh/requires-sync-data"
@@ -52,6 +52,7 @@ class Template:
     path: str
     sync: tuple[frozenset[GVK], ...] = ()  # each requirement: interchangeable GVKs
     schema: Mapping[str, Any] | None = None  # openAPIV3Schema of spec.parameters
+    legacy_schema: bool = False  # parameters keep unknown fields (v1beta1's default)
 
 
 @dataclass(frozen=True)
@@ -136,14 +137,19 @@ def parse_template(doc: Mapping[str, Any], path: str) -> Template:
     if not rego or not isinstance(rego, str) or not all(isinstance(lib, str) for lib in libs):
         raise _template_error(name, f"no Rego for target {TARGET} (expected spec.targets[].rego or "
                                     "code[engine=Rego].source.rego)", path)
-    schema = (crd_spec.get("validation") or {}).get("openAPIV3Schema")
+    validation = crd_spec.get("validation") or {}
+    schema = validation.get("openAPIV3Schema")
+    legacy = validation.get("legacySchema")
+    if legacy is None:  # the CRD's default: true before templates.gatekeeper.sh/v1
+        legacy = not str(doc.get("apiVersion", "")).endswith("/v1")
     if schema is not None:
         try:
             jsonschema.Draft4Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
             raise _template_error(name, f"spec.crd.spec.validation.openAPIV3Schema: {exc.message}", path) from None
     return Template(kind=str(kind), rego=rego, libs=tuple(libs), version=version, path=path,
-                    sync=_sync_requirements(meta.get("annotations") or {}, name, path), schema=schema)
+                    sync=_sync_requirements(meta.get("annotations") or {}, name, path), schema=schema,
+                    legacy_schema=bool(legacy))
 
 
 def _gvks(groups: Any, versions: Any, kinds: Any) -> frozenset[GVK]:
@@ -199,18 +205,54 @@ def parse_constraint(doc: Mapping[str, Any], path: str, templates: Mapping[str, 
         raise PolicyError(f"{where}: enforcementAction {action!r} is not one of {', '.join(ACTIONS)}, scoped",
                           code="constraint", file=path)
     parameters = spec.get("parameters") or {}
-    schema = templates[kind].schema
-    if schema is not None:
-        error = jsonschema.exceptions.best_match(jsonschema.Draft4Validator(schema).iter_errors(parameters))
-        if error is not None:
-            at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-            raise PolicyError(f"{where}: spec.parameters{at}: {error.message}", code="constraint", file=path)
+    _check_parameters(templates[kind], spec, where, path)
     try:
         match = Match.parse(spec.get("match"))
     except PolicyError as exc:
         raise PolicyError(f"{where}: {exc.message}", code="constraint", file=path) from None
     return Constraint(kind=kind, name=name, match=match, parameters=parameters, enforcement_action=action,
                       path=path, scoped_actions=_scoped_actions(spec, where, path) if action == "scoped" else {})
+
+
+def _check_parameters(template: Template, spec: Mapping[str, Any], where: str, path: str) -> None:
+    """As Gatekeeper's constraint CRD: parameters fit the template's schema, and (unless
+    the schema is a legacy one) hold no field it does not declare."""
+    if "parameters" not in spec:
+        return
+    parameters, schema = spec["parameters"], template.schema
+    if schema is not None:
+        error = jsonschema.exceptions.best_match(jsonschema.Draft4Validator(schema).iter_errors(parameters))
+        if error is not None:
+            at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+            raise PolicyError(f"{where}: {SCHEMA_ERROR}: spec.parameters{at}: {error.message}", code="constraint",
+                              file=path)
+    if template.legacy_schema:
+        return
+    unknown = ["spec.parameters"] if schema is None else _unknown_fields(parameters, schema, "spec.parameters")
+    if unknown:
+        raise PolicyError(f"{where}: unknown fields: {unknown} (the template's schema does not declare them)",
+                          code="constraint", file=path)
+
+
+def _unknown_fields(value: Any, schema: Mapping[str, Any], at: str) -> list[str]:
+    """The fields of ``value`` a structural schema would prune (Kubernetes' pruning)."""
+    if not isinstance(schema, Mapping):
+        return []
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [f for n, item in enumerate(value) for f in _unknown_fields(item, schema["items"], f"{at}[{n}]")]
+    if not isinstance(value, Mapping):
+        return []
+    properties = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    found = []
+    for key, item in value.items():
+        if key in properties:
+            found += _unknown_fields(item, properties[key], f"{at}.{key}")
+        elif isinstance(extra, Mapping):
+            found += _unknown_fields(item, extra, f"{at}.{key}")
+        elif not (extra is True or schema.get("x-kubernetes-preserve-unknown-fields")):
+            found.append(f"{at}.{key}")
+    return found
 
 
 def sync_config(documents: list[tuple[str, Mapping[str, Any]]], templates: Mapping[str, Template],

@@ -18,6 +18,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/util"
 )
 
 var (
@@ -74,11 +75,16 @@ func FleetEval(handle C.longlong, inputJSON *C.char) *C.char {
 	if !ok {
 		return reply(map[string]string{"error": "unknown handle"})
 	}
-	input, err := ast.ParseTerm(C.GoString(inputJSON))
+	// Decoded as OPA's server decodes a request body: JSON, then OPA's value.
+	var document any
+	if err := util.UnmarshalJSON([]byte(C.GoString(inputJSON)), &document); err != nil {
+		return reply(map[string]string{"error": err.Error()})
+	}
+	input, err := ast.InterfaceToValue(document)
 	if err != nil {
 		return reply(map[string]string{"error": err.Error()})
 	}
-	results, err := query.Eval(context.Background(), rego.EvalParsedInput(input.Value))
+	results, err := query.Eval(context.Background(), rego.EvalParsedInput(input))
 	if err != nil {
 		return reply(map[string]string{"error": err.Error()})
 	}
