@@ -45,8 +45,8 @@ def test_any_role_may_evaluate(request, client_name, baseline_set, configured_en
     response = client.post(EVALUATE, {"manifests": [bad_deployment()], "labels": {"env": "prod"}})
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["allowed"] is False and body["engine"] == configured_engine
-    assert [v["rule"] for v in body["violations"]] == ["baseline.images.deny"]
+    assert body["allowed"] is False and body["engine"] == configured_engine, body
+    assert [v["rule"] for v in body["violations"]] == ["baseline.images.deny"], body["errors"]
     assert body["bundle_hash"] == baseline_set.bundle_hash
     decision = PolicyDecision.objects.get(pk=body["decision"])
     assert decision.allowed is False and decision.violations[0]["object"] == "Deployment/shop/web"
