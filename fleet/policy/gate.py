@@ -162,46 +162,72 @@ def _finding(spec: PolicySetSpec, hit: Hit, subjects: list[dict[str, Any]], poin
                      severity=severity.value, enforcement=effect.value, details=details)
 
 
-def reviews_of(data: EvaluationInput) -> list[dict[str, Any]]:
-    """Gatekeeper's ``input.review`` of every subject (objects, then pruned ones); a
-    review holds ``object`` only where it differs from the object in ``data.objects``
-    (a pruned object, or a namespaced one the apply puts in ``default``)."""
-    admission, count = data.admission, len(data.objects)
-    reviews = []
+@dataclass(frozen=True)
+class Subject:
+    """What a constraint is matched on: the object as the apply places it, the live
+    object it replaces (or deletes), and its namespace's name."""
+
+    obj: dict[str, Any]
+    old: dict[str, Any] | None
+    namespace: str
+    deleted: bool = False
+
+
+def subjects_of(data: EvaluationInput, reviews: list[dict[str, Any] | None] | None = None) -> list[Subject]:
+    """The subjects of ``data`` (objects, then pruned ones), or of given ``reviews``."""
+    if reviews is not None:
+        return [Subject(review.get("object") or obj, review.get("oldObject"), str(review.get("namespace") or ""))
+                for obj, review in zip(data.subjects, reviews)]
+    count, found = len(data.objects), []
     for index, subject in enumerate(data.subjects):
         deleted = index >= count
-        group, kind = ObjectRef.of(subject).group_kind
-        reviewed = subject if deleted else placed(subject, admission.namespaced)
-        own = reviewed if deleted or reviewed is not subject else None
-        namespace_name = str((reviewed.get("metadata") or {}).get("namespace") or "")
+        obj = subject if deleted else placed(subject, data.admission.namespaced)
         old = subject if deleted else (data.old[index] if data.old else None)
-        review = gk_review.review(
-            reviewed, old, operation="DELETE" if deleted else ("UPDATE" if old is not None else "CREATE"),
-            namespace=admission.namespaces.get(namespace_name) if namespace_name else None,
-            user_info=admission.user_info, plural=admission.plurals.get((group, kind), ""),
-            dry_run=admission.dry_run)
-        if own is not None:
-            review["object"] = own
+        found.append(Subject(obj, old, str((obj.get("metadata") or {}).get("namespace") or ""), deleted))
+    return found
+
+
+def reviews_of(data: EvaluationInput, indexes: Iterable[int] | None = None,
+               subjects: list[Subject] | None = None) -> list[dict[str, Any] | None]:
+    """Gatekeeper's ``input.review`` of the subjects at ``indexes`` (all by default; None
+    for the others). A review holds ``object`` only where it differs from the object in
+    ``data.objects`` (a pruned object, or a namespaced one the apply puts in ``default``)."""
+    admission = data.admission
+    subjects = subjects or subjects_of(data)
+    wanted = set(range(len(subjects))) if indexes is None else set(indexes)
+    reviews: list[dict[str, Any] | None] = []
+    for index, (subject, original) in enumerate(zip(subjects, data.subjects)):
+        if index not in wanted:
+            reviews.append(None)
+            continue
+        ref = ObjectRef.of(subject.obj)
+        operation = "DELETE" if subject.deleted else ("UPDATE" if subject.old is not None else "CREATE")
+        review = gk_review.review(subject.obj, subject.old, operation=operation,
+                                  namespace=admission.namespaces.get(subject.namespace) if subject.namespace else None,
+                                  user_info=admission.user_info, plural=admission.plurals.get(ref.group_kind, ""),
+                                  dry_run=admission.dry_run)
+        if subject.deleted or subject.obj is not original:
+            review["object"] = subject.obj
         reviews.append(review)
     return reviews
 
 
-def constraint_matches(bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]], *,
+def constraint_matches(bundle: Bundle, data: EvaluationInput, subjects: list[Subject] | None = None, *,
                        deletes: bool = False) -> dict[int, list[int]]:
     """For each constraint (by position), the subjects it matches (pruned ones only when
-    ``deletes``); raises MatchError where Gatekeeper's matcher errs."""
+    ``deletes``); raises PolicyError where Gatekeeper's matcher errs."""
+    subjects = subjects or subjects_of(data)
     excluded = bundle.sync.excluded_from("webhook")
-    count = len(data.objects) if not deletes else len(reviews)
-    subjects, namespaces = data.subjects, data.admission.namespaces
-    candidates = [i for i in range(count) if not (excluded and namespace_excluded(excluded, subjects[i]))]
+    count = len(subjects) if deletes else len(data.objects)
+    namespaces = data.admission.namespaces
+    candidates = [i for i in range(count) if not (excluded and namespace_excluded(excluded, subjects[i].obj))]
     matches = {}
     for number, constraint in enumerate(bundle.constraints):
         found = []
         for index in candidates:
-            review = reviews[index]
-            seen = (review.get("object") or subjects[index], review.get("oldObject"))
+            subject = subjects[index]
             try:
-                if review_matches(constraint.match, seen, namespaces.get(review.get("namespace", ""))):
+                if review_matches(constraint.match, (subject.obj, subject.old), namespaces.get(subject.namespace)):
                     found.append(index)
             except PolicyError as exc:
                 raise PolicyError(f"constraint {constraint.id}: {exc.message}", code="constraint",
@@ -210,14 +236,16 @@ def constraint_matches(bundle: Bundle, data: EvaluationInput, reviews: list[dict
     return matches
 
 
-def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine, reviews: list[dict[str, Any]],
-                 point: str = GATOR_POINT) -> tuple[list[Violation], SetOutcome]:
+def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine, reviews: list[dict[str, Any] | None],
+                 matches: dict[int, list[int]] | PolicyError, point: str = GATOR_POINT,
+                 ) -> tuple[list[Violation], SetOutcome]:
     started = time.perf_counter()
     outcome = SetOutcome(spec.name, spec.mode, spec.bundle.hash if spec.bundle else "", 0.0)
     try:
         if spec.load_error is not None:
             raise spec.load_error
-        matches = constraint_matches(spec.bundle, data, reviews, deletes=spec.review_deletes)
+        if isinstance(matches, PolicyError):
+            raise matches
         hits = engine.evaluate(spec.bundle, data, reviews, matches, slot=spec.name)
         subjects = data.subjects
         findings = [f for f in (_finding(spec, hit, subjects, point) for hit in hits) if f is not None]
@@ -232,6 +260,18 @@ def evaluate_set(spec: PolicySetSpec, data: EvaluationInput, engine: Engine, rev
     return findings, outcome
 
 
+def _matches(specs: Sequence[PolicySetSpec], data: EvaluationInput,
+             subjects: list[Subject]) -> list[dict[int, list[int]] | PolicyError]:
+    found: list[dict[int, list[int]] | PolicyError] = []
+    for spec in specs:
+        try:
+            found.append(constraint_matches(spec.bundle, data, subjects, deletes=spec.review_deletes)
+                         if spec.bundle is not None else {})
+        except PolicyError as exc:
+            found.append(exc)
+    return found
+
+
 def evaluate(specs: Sequence[PolicySetSpec], data: EvaluationInput, engine: Engine, *,
              waivers: Sequence[WaiverSpec] = (), now: datetime, point: str = GATOR_POINT,
              reviews: list[dict[str, Any]] | None = None) -> Verdict:
@@ -239,12 +279,16 @@ def evaluate(specs: Sequence[PolicySetSpec], data: EvaluationInput, engine: Engi
     Gatekeeper enforcement point this decision stands for; ``reviews`` replace the
     admission reviews of the subjects (``policy verify`` builds them as gator does)."""
     started = time.perf_counter()
-    reviews = reviews if reviews is not None else reviews_of(data)
+    subjects = subjects_of(data, reviews)
+    matches = _matches(specs, data, subjects)
+    if reviews is None:  # only matched subjects are reviewed: the others cost nothing
+        needed = {i for found in matches if isinstance(found, dict) for indexes in found.values() for i in indexes}
+        reviews = reviews_of(data, needed, subjects)
     labels = dict(data.cluster.get("labels") or {})
     violations: list[Violation] = []
     outcomes: list[SetOutcome] = []
-    for spec in specs:
-        findings, outcome = evaluate_set(spec, data, engine, reviews, point)
+    for spec, found in zip(specs, matches):
+        findings, outcome = evaluate_set(spec, data, engine, reviews, found, point)
         outcomes.append(outcome)
         for finding in findings:
             waiver = next((w for w in waivers if w.applies(spec.name, finding.rule, finding.object,

@@ -26,7 +26,7 @@ def objects() -> list[dict]:
 def decide(engine, bundle, objects, cluster=PROD, deployed=()):
     data = build_input(objects, cluster=cluster, deployed=list(deployed))
     reviews = gate.reviews_of(data)
-    return [h.key() for h in engine.evaluate(bundle, data, reviews, gate.constraint_matches(bundle, data, reviews))]
+    return [h.key() for h in engine.evaluate(bundle, data, reviews, gate.constraint_matches(bundle, data))]
 
 
 def test_memo_gives_the_engines_hits_and_evaluates_only_what_changed(engine, baseline):

@@ -20,7 +20,7 @@ def test_whole_library_same_hits_on_both_engines(embedded_engine, opa_engine, ba
     data = build_input(objects, cluster={"name": "c1", "labels": {"env": env}, "channel": "stable"},
                        deployed=[namespace("gone")])
     reviews = gate.reviews_of(data)
-    matches = gate.constraint_matches(baseline, data, reviews)
+    matches = gate.constraint_matches(baseline, data)
     from_embedded = embedded_engine.evaluate(baseline, data, reviews, matches)
     from_opa = opa_engine.evaluate(baseline, data, reviews, matches)
     assert len(from_opa) > 50
