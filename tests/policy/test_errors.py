@@ -173,3 +173,20 @@ def test_a_template_failing_at_run_time_names_its_file_and_line(engine):
     error = only_error(evaluate(engine, {"t.yaml": template + "---\n" + constraint}))
     assert (error["code"], error["file"], error["line"]) == ("policy.runtime", "t.yaml", 11)
     assert "to_number" in error["message"]
+
+
+V0_REGO = 'package legacy\n\ndeny[msg] {\n  input.kind == "Deployment"\n  msg := "v0 rule"\n}\n'
+
+
+def test_a_v0_file_compiles_as_v0_where_the_manifest_says_so(engine):
+    error = only_error(evaluate(engine, {"legacy/old.rego": V0_REGO}))  # Rego v1 by default, as in OPA
+    assert (error["code"], error["file"], error["line"]) == ("policy.syntax", "legacy/old.rego", 3)
+    assert "declare a Rego v0 file in the set's .manifest" in error["message"]
+    for manifest in ('{"rego_version": 0}', '{"file_rego_versions": {"/legacy/*.rego": 0}}'):
+        verdict = evaluate(engine, {"legacy/old.rego": V0_REGO, ".manifest": manifest,
+                                    "new.rego": 'package new\n\ndeny contains "v1 rule" if input.kind == "Deployment"\n'
+                                    if "file_rego" in manifest else "package new\n"})
+        assert not verdict.errors, verdict.errors
+        assert "v0 rule" in {v.message for v in verdict.violations}
+    with pytest.raises(PolicyError, match="rego_version and file_rego_versions take 0 or 1"):
+        load_bundle({"a.rego": "package a\n", ".manifest": '{"rego_version": 2}'})

@@ -235,6 +235,10 @@ class OpaEngine(Engine):
         message = first.get("message", "invalid policy")
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more)"
+        module = bundle.module(module_id)
+        if module is not None and module.version == "v1" and module.scope != "gatekeeper" and \
+                "keyword is required" in message:
+            message += " (the file is read as Rego v1; declare a Rego v0 file in the set's .manifest)"
         return located_error(bundle, module_id, location.get("row"), message, "syntax")
 
     def evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
