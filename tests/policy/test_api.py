@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -158,3 +159,14 @@ def test_an_unreachable_opa_denies_with_the_reason(viewer, baseline_set, setting
     finally:
         reset_engines()
     assert body["allowed"] is False and "cannot be reached" in body["errors"][0]["message"]
+
+
+def test_an_inventory_for_gatekeeper_templates(viewer):
+    base = Path(__file__).parent / "gatekeeper" / "uniqueserviceselector"
+    PolicySet.objects.create(name="unique", files={
+        "t.yaml": (base / "template.yaml").read_text() + "---\n" + (base / "constraint-unique-selector.yaml").read_text()})
+    web = {**service("web"), "spec": {"selector": {"app": "web"}}}
+    old = {**service("web-old"), "spec": {"selector": {"app": "web"}}}
+    assert viewer.post(EVALUATE, {"manifests": [web]}).json()["allowed"] is True
+    body = viewer.post(EVALUATE, {"manifests": [web], "inventory": [old]}).json()
+    assert body["allowed"] is False and "same selector as service <web-old>" in body["violations"][0]["message"]
