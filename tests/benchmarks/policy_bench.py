@@ -227,7 +227,8 @@ def inprocess_engine_class():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=30, help="decisions per engine and set")
+    parser.add_argument("--runs", type=int, default=30, help="decisions per engine on the baseline")
+    parser.add_argument("--heavy-runs", type=int, default=5, help="decisions per engine on the gatekeeper-heavy set")
     parser.add_argument("--tool-runs", type=int, default=5, help="runs of conftest and gator")
     parser.add_argument("--parallelism", type=int, default=2, help="concurrent OPA requests per decision")
     parser.add_argument("--changed", type=float, default=5.0, help="percent of objects new in each memo run")
@@ -290,7 +291,8 @@ def main() -> None:
                     assert not verdict.errors, (name, verdict.errors)
                     findings.setdefault(set_name, {})[name] = sorted((v.rule, v.object, v.message)
                                                                      for v in verdict.violations)
-                    stats = {**_time(lambda: decide(engine, bundle), args.runs, cpus[name]),
+                    runs = args.runs if set_name == "baseline" else args.heavy_runs
+                    stats = {**_time(lambda: decide(engine, bundle), runs, cpus[name]),
                              "first_ms": (time.perf_counter() - started) * 1000, "denials": verdict.counts()["deny"]}
                     results["decisions"][f"{name} / {set_name}"] = stats
                     _line(f"{name} / {set_name} (cold)", stats, f"  {stats['denials']} denials")
@@ -315,7 +317,8 @@ def main() -> None:
             for set_name, bundle in bundles.items():
                 for label, release_of in (("same release", lambda: objects),
                                           (f"{args.changed:g}% changed", partly_new)):
-                    stats = _time(lambda: decide(memo, bundle, release_of()), args.runs, cpus["embedded"])
+                    runs = args.runs if set_name == "baseline" else args.heavy_runs
+                    stats = _time(lambda: decide(memo, bundle, release_of()), runs, cpus["embedded"])
                     results["decisions"][f"embedded + memo, {label} / {set_name}"] = stats
                     _line(f"embedded + memo, {label} / {set_name}", stats)
 
