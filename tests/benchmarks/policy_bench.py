@@ -395,6 +395,8 @@ def measure_loading(engine, files: dict[str, str], count: int) -> dict:
         started = time.perf_counter()
         engine.prepare(bundle, slot=f"set-{n}")
         times.append((time.perf_counter() - started) * 1000)
+        if (n + 1) % 10 == 0:
+            print(f"  loaded {n + 1} sets: the last in {times[-1]:.0f} ms", flush=True)
     replaced = []
     for n in range(count):
         bundle = load_bundle({**files, "baseline/images.rego": files["baseline/images.rego"] + f"\n# v{n}\n"})
