@@ -106,8 +106,8 @@ FLEET_RENDER_MAX_OUTPUT_BYTES = env.int("FLEET_RENDER_MAX_OUTPUT_BYTES", 32 * 10
 FLEET_RENDER_MAX_OBJECTS = env.int("FLEET_RENDER_MAX_OBJECTS", 5_000, minimum=1)
 FLEET_RENDER_ALLOW_REMOTE_BASES = env.bool("FLEET_RENDER_ALLOW_REMOTE_BASES", False)
 
-# The policy engine: in-process Rego (embedded default) or an OPA server.
-FLEET_POLICY_ENGINE = env.choice("FLEET_POLICY_ENGINE", "regopy", ("regopy", "opa"))
+# The policy engine: an OPA server Fleet runs itself (embedded default) or one at FLEET_OPA_URL.
+FLEET_POLICY_ENGINE = env.choice("FLEET_POLICY_ENGINE", "embedded", ("embedded", "opa"))
 FLEET_OPA_URL = env.str("FLEET_OPA_URL", "http://127.0.0.1:8181")
 FLEET_OPA_TIMEOUT = env.int("FLEET_OPA_TIMEOUT", 10, minimum=1)
 FLEET_OPA_TOKEN = env.str("FLEET_OPA_TOKEN")

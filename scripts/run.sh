@@ -9,9 +9,14 @@ HOST="${FLEET_HOST:-127.0.0.1}"
 PORT="${FLEET_PORT:-8000}"
 
 # The tools the product runs are built (or found) now, never inside a request: kustomize
-# renders every kustomization. Its first build takes about a minute (it needs Go); later
-# runs only check the cache (~/.cache/fleet/bin). The product locates, never builds.
-$PY -m fleet.toolchain kustomize
+# renders every kustomization, and the embedded policy engine is the pinned OPA. Their first
+# build takes a few minutes (it needs Go; with progress); later runs only check the cache
+# (~/.cache/fleet/bin). The product locates, never builds.
+if [ "${FLEET_POLICY_ENGINE:-embedded}" = embedded ]; then
+  $PY -m fleet.toolchain kustomize opa
+else
+  $PY -m fleet.toolchain kustomize
+fi
 $PY manage.py migrate --no-input -v0
 $PY manage.py bootstrap
 $PY manage.py collectstatic --no-input -v0

@@ -10,10 +10,10 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import requests
 
@@ -44,8 +44,10 @@ def opa_server(binary: Path, log_path: Path, *, startup_timeout: float = 30) -> 
         # A large decision leaves much garbage (the parsed input, a copy per ``with``): at
         # Go's default GOGC the collector took a fifth of OPA's CPU on 1,000 objects.
         env = {**os.environ, "GOGC": os.environ.get("GOGC", "400")}
-        process = subprocess.Popen([str(binary), "run", "--server", "--addr", f"127.0.0.1:{port}",
-                                    "--log-level", "error"], stdout=log, stderr=subprocess.STDOUT, env=env)
+        # --v0-compatible: Gatekeeper templates are Rego v0 unless they say otherwise.
+        process = subprocess.Popen([str(binary), "run", "--server", "--v0-compatible", "--addr",
+                                    f"127.0.0.1:{port}", "--log-level", "error"], stdout=log,
+                                   stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + startup_timeout
             while not _healthy(url):

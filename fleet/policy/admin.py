@@ -11,7 +11,7 @@ from fleet.policy.models import PolicyDecision, PolicySet, Waiver
 
 @admin.register(PolicySet)
 class PolicySetAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "mode", "selector", "fail_open", "bundle_hash", "updated_at"]
+    list_display = ["name", "mode", "selector", "fail_open", "review_deletes", "bundle_hash", "updated_at"]
     list_filter = ["mode", "fail_open"]
     search_fields = ["name", "description"]
     readonly_fields = ["bundle_hash", "created_at", "updated_at"]

@@ -37,8 +37,8 @@ class PolicySetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PolicySet
-        fields = ["id", "name", "description", "selector", "mode", "fail_open", "files", "bundle_hash",
-                  "source", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "selector", "mode", "fail_open", "review_deletes", "files",
+                  "bundle_hash", "source", "created_at", "updated_at"]
         read_only_fields = ["bundle_hash"]
 
     def validate_files(self, files: dict[str, str]) -> dict[str, str]:
@@ -103,7 +103,9 @@ class EvaluateSerializer(serializers.Serializer):
                                                  required=False)
     release_from = serializers.PrimaryKeyRelatedField(queryset=Release.objects.select_related("channel"),
                                                       required=False)
-    deployed = ManifestsField(required=False, help_text="what runs now, for the change")
+    deployed = ManifestsField(required=False, help_text="what runs now, for the change (and oldObject)")
+    inventory = ManifestsField(required=False, help_text="more objects for Gatekeeper's data.inventory "
+                                                         "(the release is always in it)")
     policy_sets = serializers.SlugRelatedField(slug_field="name", queryset=PolicySet.objects.all(),
                                                many=True, required=False,
                                                help_text="only these sets (default: by selector)")
@@ -176,7 +178,7 @@ class EvaluateView(APIView):
             objects, cluster=attrs.get("cluster"), labels=attrs.get("labels"),
             release=attrs.get("release"), release_from=attrs.get("release_from"),
             deployed=attrs.get("deployed"), policy_sets=attrs.get("policy_sets"),
-            source=DecisionSource.API)
+            inventory=attrs.get("inventory") or (), source=DecisionSource.API)
         body = {**verdict.as_dict(), "decision": decision.pk, "object_count": len(objects)}
         if content_hash:
             body["content_hash"] = content_hash

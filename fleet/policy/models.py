@@ -48,6 +48,9 @@ class PolicySet(models.Model):
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ENFORCE)
     fail_open = models.BooleanField(default=False, help_text=(
         "In enforce mode, let an apply through when the set cannot be evaluated"))
+    review_deletes = models.BooleanField(default=False, help_text=(
+        "Send what an apply prunes to the set's Gatekeeper constraints as DELETE reviews "
+        "(as a Gatekeeper whose webhook lists DELETE; Gatekeeper's default does not)"))
     files = models.JSONField(default=dict, validators=[validate_files])
     bundle_hash = models.CharField(max_length=64, editable=False, db_index=True)
     source = models.CharField(max_length=500, blank=True, help_text="where the files came from")

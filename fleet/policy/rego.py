@@ -1,11 +1,15 @@
-"""Reading Rego source without an engine: package, rule names, syntax version.
+"""Reading Rego source without an engine: package, rules, imports, ``data`` references.
 
-Both engines must see the *same* source to give the same verdicts, but they disagree
-on Rego v0: OPA 1.x rejects it, and regopy (rego-cpp) parses it with v1 meanings, so
-``violation[{"msg": m}] { … }`` silently becomes an object rule instead of a partial
-set. Fleet therefore upgrades v0 rule heads to v1 itself, once, before either engine
-sees a module (``deny[msg] {`` → ``deny contains msg if {``, ``p {`` → ``p if {``).
-Edits stay on the head's line, so engine errors keep pointing at the author's lines.
+Fleet never rewrites Rego syntax: OPA compiles each module in the Rego version it is
+written in (a Gatekeeper template's version, or the set's ``.manifest``; see
+``bundle.py``), through OPA's own v0 compatibility. Fleet only reads a module enough
+to route it (which rules to query, which parts of ``input`` and ``data.fleet`` it
+reads, whether its results can be reused) and moves it under its bundle's own
+``data`` prefix (:func:`namespace_module`), the way Gatekeeper prefixes each template:
+several policy sets, and every template of one set, share one OPA without sharing a
+package. A Rego v1 module gets ``import rego.v1`` on its package line (the import OPA
+defines as "this module is v1" in a server that also reads v0); lines never move, so
+OPA's errors point at the author's lines.
 """
 
 from __future__ import annotations
@@ -80,20 +84,22 @@ class ModuleInfo:
 
     package: str
     package_line: int
+    package_end: int  # offset just after the package path, where an import may go on that line
     rules: frozenset[str]
-    set_rules: frozenset[str]  # rules all of whose heads are ``name contains …``: never undefined
-    was_v0: bool
-    uses_with: bool
+    set_rules: frozenset[str]  # v1 rules all of whose heads are ``name contains …``: never undefined
+    has_v1_import: bool
+    imports: tuple[tuple[str, int], ...]  # (dotted path, line)
+    data_refs: tuple[tuple[str, int], ...]  # the first key under ``data`` of each reference, and its line
     context_keys: frozenset[str]  # what it reads of data.fleet ("*": all of it)
     nondeterministic: frozenset[str]  # the NONDETERMINISTIC_BUILTINS it calls
     input_keys: frozenset[str]  # the top-level keys of ``input`` it reads ("*": all of it)
-    source: str  # v1 source, same line numbering as the original
 
 
-def _package(toks: list[Token]) -> tuple[str, int]:
+def _package(toks: list[Token]) -> tuple[str, int, int]:
     for index, token in enumerate(toks):
         if token.kind == "ident" and token.text == "package" and token.depth == 0:
             parts: list[str] = []
+            end = token.start + len(token.text)
             for part in toks[index + 1:]:
                 if part.line != token.line or part.kind not in {"ident", "op", "string"}:
                     break
@@ -103,8 +109,9 @@ def _package(toks: list[Token]) -> tuple[str, int]:
                     parts.append(part.text)
                 elif part.text not in ".[]":
                     break
+                end = part.start + len(part.text)
             if parts:
-                return ".".join(parts), token.line
+                return ".".join(parts), token.line, end
         if token.kind == "ident" and token.text != "package":
             break
     raise RegoSyntaxError("a Rego module must start with a package clause", toks[0].line if toks else 1)
@@ -144,40 +151,6 @@ def _partial_sets(toks: list[Token]) -> frozenset[str]:
         is_set = head[0].text != "default" and len(head) > 1 and head[1].text == "contains"
         (contains if is_set else other).add(name)
     return frozenset(contains - other)
-
-
-def _v1_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
-    """(start, end, replacement) edits turning v0 rule heads into v1 ones."""
-    edits: list[tuple[int, int, str]] = []
-    for index, token in enumerate(toks):
-        if not (token.kind == "op" and token.text == "{" and token.depth == 0 and index > 0):
-            continue
-        prev = toks[index - 1]
-        if not (prev.kind in _TERM_END or prev.text in {"]", ")"}):
-            continue  # a value such as `p = {1, 2}`, or a second body after `}`
-        head = [t for t in toks[:index] if t.line == token.line and t.depth == 0]
-        while head and head[0].text == "}":
-            head = head[1:]
-        if not head or any(t.kind == "ident" and t.text in {"if", "contains"} for t in head):
-            continue
-        bracket_head = (len(head) >= 2 and head[0].kind == "ident" and head[0].text != "else"
-                        and head[1].text == "[" and prev.text == "]"
-                        and _matching_close(toks, toks.index(head[1])) == index - 1)
-        if bracket_head:
-            key_start = toks[toks.index(head[1]) + 1].start
-            edits.append((head[1].start, key_start, " contains "))
-            edits.append((prev.start, prev.start + 1, " if "))
-        else:
-            edits.append((token.start, token.start, "if "))
-    return edits
-
-
-def _matching_close(toks: list[Token], open_index: int) -> int:
-    depth = toks[open_index].depth
-    for index in range(open_index + 1, len(toks)):
-        if toks[index].text in _CLOSE and toks[index].depth == depth:
-            return index
-    return -1
 
 
 def _context_keys(toks: list[Token]) -> frozenset[str]:
@@ -227,45 +200,81 @@ def _dotted_names(toks: list[Token]) -> set[str]:
     return names
 
 
+def _imports(toks: list[Token]) -> tuple[tuple[str, int], ...]:
+    found = []
+    for index, token in enumerate(toks):
+        if token.kind == "ident" and token.text == "import" and token.depth == 0:
+            parts = []
+            for part in toks[index + 1:]:
+                if part.line != token.line or not (part.kind == "ident" or part.text == "."):
+                    break
+                if part.kind == "ident":
+                    if part.text == "as":
+                        break
+                    parts.append(part.text)
+            found.append((".".join(parts), token.line))
+    return tuple(found)
+
+
+def _data_refs(toks: list[Token]) -> tuple[tuple[str, int], ...]:
+    """``data.k…`` and ``data["k"]…`` references (not ``x.data``, not imports' own words)."""
+    found = []
+    for index, token in enumerate(toks[:-2]):
+        if token.kind != "ident" or token.text != "data" or (index and toks[index - 1].text == "."):
+            continue
+        after, key = toks[index + 1], toks[index + 2]
+        if after.text == "." and key.kind == "ident":
+            found.append((key.text, token.line))
+        elif after.text == "[" and key.kind == "string":
+            found.append((key.text[1:-1], token.line))
+        else:
+            found.append(("*", token.line))
+    return tuple(found)
+
+
 def inspect_module(source: str) -> ModuleInfo:
-    """Parse enough of a module to route it, and return its v1 form."""
+    """Parse enough of a module to route it."""
     toks = tokens(source)
-    package, package_line = _package(toks)
-    has_v1_import = any(t.text == "rego" and i + 2 < len(toks) and toks[i - 1].text == "import"
-                        and toks[i + 2].text == "v1" for i, t in enumerate(toks) if i > 0)
-    edits = [] if has_v1_import else _v1_edits(toks)
-    upgraded = source
-    for start, end, text in sorted(edits, reverse=True):
-        upgraded = upgraded[:start] + text + upgraded[end:]
+    package, package_line, package_end = _package(toks)
+    imports = _imports(toks)
     return ModuleInfo(
-        package=package, package_line=package_line, rules=_rule_names(toks),
-        set_rules=_partial_sets(tokens(upgraded) if edits else toks),
-        was_v0=bool(edits), source=upgraded,
-        uses_with=any(t.kind == "ident" and t.text == "with" for t in toks),
-        context_keys=_context_keys(toks),
+        package=package, package_line=package_line, package_end=package_end, rules=_rule_names(toks),
+        set_rules=_partial_sets(toks), has_v1_import=any(path == "rego.v1" for path, _ in imports),
+        imports=imports, data_refs=_data_refs(toks), context_keys=_context_keys(toks),
         nondeterministic=frozenset(_dotted_names(toks) & NONDETERMINISTIC_BUILTINS),
         input_keys=_input_keys(toks),
     )
 
 
+def with_v1_import(source: str, info: ModuleInfo) -> str:
+    """``source`` marked as Rego v1 for a server that also reads v0: ``import rego.v1``
+    after the package path, on the package's own line."""
+    if info.has_v1_import:
+        return source
+    return source[:info.package_end] + " import rego.v1" + source[info.package_end:]
+
+
 def namespace_module(source: str, prefix: str, keep: frozenset[str] = frozenset({"fleet"})) -> str:
-    """Move a module under ``data.<prefix>``: its package and its ``data.…`` references.
+    """Move a module under ``data.<prefix>``: its package and its ``data.…`` references
+    (``data.k`` and ``data["k"]``), except those under the global keys ``keep``.
 
     Several policy sets (or two versions of one) share one OPA server, so each bundle
-    lives under its own prefix; ``data.fleet`` (the evaluation context) stays global.
+    lives under its own prefix, and each Gatekeeper template under one of its own;
+    ``data.fleet`` (the evaluation context) and a template's ``data.inventory`` stay global.
     """
     toks = tokens(source)
-    edits: list[int] = []
+    edits: list[tuple[int, str]] = []
     for index, token in enumerate(toks[:-2]):
         if token.kind != "ident":
             continue
-        after = toks[index + 1]
+        after, key = toks[index + 1], toks[index + 2]
         if token.text == "package" and token.depth == 0:
-            edits.append(after.start)
-        elif (token.text == "data" and after.text == "." and toks[index + 2].kind == "ident"
-              and toks[index + 2].text not in keep
-              and (index == 0 or toks[index - 1].text != ".")):
-            edits.append(toks[index + 2].start)
-    for start in sorted(edits, reverse=True):
-        source = source[:start] + prefix + "." + source[start:]
+            edits.append((after.start, prefix + "."))
+        elif token.text == "data" and (index == 0 or toks[index - 1].text != "."):
+            if after.text == "." and key.kind == "ident" and key.text not in keep:
+                edits.append((key.start, prefix + "."))
+            elif after.text == "[" and key.kind == "string" and key.text[1:-1] not in keep:
+                edits.append((after.start, "." + prefix))
+    for start, text in sorted(edits, reverse=True):
+        source = source[:start] + text + source[start:]
     return source

@@ -7,6 +7,7 @@ from xml.etree import ElementTree as ET
 
 from fleet.policy.choices import Enforcement
 from fleet.policy.gate import Verdict
+from fleet.policy.verify import CaseResult
 
 _MARK = {Enforcement.DENY: "DENY", Enforcement.WARN: "WARN", Enforcement.DRY_RUN: "DRY-RUN",
          Enforcement.WAIVED: "WAIVED"}
@@ -58,4 +59,35 @@ def junit(verdict: Verdict) -> str:
         suite.set("tests", str(max(len(findings) + errors, 1)))
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+
+def verify_human(results: list[CaseResult]) -> str:
+    """One line per failed case, then the summary."""
+    lines = [f"FAIL     {r.suite}  {r.test}  {r.case}: {r.error}" for r in results if r.error]
+    passed, failed = sum(r.passed for r in results), sum(bool(r.error) for r in results)
+    skipped = sum(r.skipped for r in results)
+    lines.append(f"{'PASSED' if not failed else 'FAILED'}: {passed} passed, {failed} failed, {skipped} skipped "
+                 f"({len(results)} cases, {sum(r.seconds for r in results):.2f}s)")
+    return "\n".join(lines)
+
+
+def verify_junit(results: list[CaseResult]) -> str:
+    """One testsuite per suite file (or Rego test file), one testcase per case."""
+    suites = ET.Element("testsuites", name="fleet-policy-verify")
+    by_suite: dict[str, list[CaseResult]] = {}
+    for result in results:
+        by_suite.setdefault(result.suite, []).append(result)
+    for name, cases in by_suite.items():
+        suite = ET.SubElement(suites, "testsuite", name=name, tests=str(len(cases)),
+                              failures=str(sum(bool(c.error) for c in cases)),
+                              skipped=str(sum(c.skipped for c in cases)),
+                              time=f"{sum(c.seconds for c in cases):.3f}")
+        for result in cases:
+            case = ET.SubElement(suite, "testcase", classname=result.test, name=result.case or result.test,
+                                 time=f"{result.seconds:.3f}")
+            if result.error:
+                ET.SubElement(case, "failure", message=result.error[:500]).text = result.error
+            elif result.skipped:
+                ET.SubElement(case, "skipped")
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)

@@ -4,14 +4,23 @@
 cluster, applies live waivers, runs the configured engine and (unless asked not to)
 stores the verdict as an audited ``PolicyDecision``. Bundles are parsed once per
 content hash and kept, so a decision never re-reads policy text.
+
+With ``live=True`` (the pipeline and its preview) the gate reads the target cluster
+(``cluster.py``) so Gatekeeper templates see what Gatekeeper on that cluster would:
+``UPDATE`` reviews with the live ``oldObject``, ``DELETE`` reviews of what the apply
+prunes (the ``deployed`` objects not in the release), Namespaces, Fleet's identity and
+``data.inventory``. Without it (CI: ``policy check``, the API) nothing is read from any
+cluster: the inventory is the release plus ``inventory``, as ``gator test`` has it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,13 +28,15 @@ from django.utils import timezone
 from fleet.audit import services as audit
 from fleet.core.labels import parse_selector
 from fleet.inventory.models import Cluster, Release
+from fleet.policy import cluster as cluster_state
 from fleet.policy import gate
 from fleet.policy.bundle import Bundle, bundle_hash, load_bundle, read_directory
 from fleet.policy.choices import DecisionSource, Mode
 from fleet.policy.engines import get_engine
 from fleet.policy.engines.base import Engine
 from fleet.policy.errors import PolicyError
-from fleet.policy.inputs import build_input
+from fleet.policy.gatekeeper.templates import GATOR_POINT, WEBHOOK_POINT
+from fleet.policy.inputs import Admission, build_input, placed_key, release_admission
 from fleet.policy.models import PolicyDecision, PolicySet, Waiver
 
 _BUNDLES: OrderedDict[str, Bundle] = OrderedDict()
@@ -61,7 +72,8 @@ def spec_of(policy_set: PolicySet) -> gate.PolicySetSpec:
         bundle, error = bundle_of(policy_set.files), None
     except PolicyError as exc:  # stored before a stricter check, or edited in the database
         bundle, error = None, exc
-    return gate.PolicySetSpec(policy_set.name, policy_set.mode, policy_set.fail_open, bundle, error)
+    return gate.PolicySetSpec(policy_set.name, policy_set.mode, policy_set.fail_open, bundle, error,
+                              review_deletes=policy_set.review_deletes)
 
 
 def applicable_sets(labels: Mapping[str, str]) -> list[PolicySet]:
@@ -93,22 +105,52 @@ def evaluate(objects: list[dict[str, Any]], *, cluster: Cluster | None = None,
              release: Release | None = None, release_from: Release | None = None,
              deployed: Sequence[dict[str, Any]] | None = None,
              policy_sets: Sequence[PolicySet] | None = None, engine: Engine | None = None,
-             source: str = DecisionSource.API, record: bool = True,
+             source: str = DecisionSource.API, record: bool = True, live: bool = False,
+             inventory: Sequence[dict[str, Any]] = (), dry_run: bool = False,
              ) -> tuple[gate.Verdict, PolicyDecision | None]:
     """Run the gate; raises PolicyError only for bad *input* (not a Kubernetes object
-    list, bad engine name) — policy and engine failures are part of the verdict."""
+    list, bad engine name) — policy and engine failures are part of the verdict. With
+    ``live`` (and a ``cluster``) the cluster is read, and a KubeError reading it
+    propagates; ``deployed`` then only says what the apply prunes."""
     engine = engine or get_engine()
     now = timezone.now()
-    data = build_input(objects, cluster=cluster_document(cluster, name=cluster_name, labels=labels),
-                       release_from=release_document(release_from),
-                       release_to=release_document(release), deployed=deployed)
+    cluster_doc = cluster_document(cluster, name=cluster_name, labels=labels)
     if policy_sets is None:
-        policy_sets = applicable_sets(data.cluster["labels"])
-    verdict = gate.evaluate([spec_of(s) for s in policy_sets], data, engine,
-                            waivers=live_waivers(now), now=now)
+        policy_sets = applicable_sets(cluster_doc["labels"])
+    specs = [spec_of(s) for s in policy_sets]
+    if live and cluster is not None and specs:
+        deployed, admission, specs = _read_cluster(cluster, objects, list(deployed or []), specs, dry_run)
+    else:
+        admission = release_admission(objects, inventory, dry_run=dry_run)
+    data = build_input(objects, cluster=cluster_doc, release_from=release_document(release_from),
+                       release_to=release_document(release), deployed=deployed, admission=admission)
+    verdict = gate.evaluate(specs, data, engine, waivers=live_waivers(now), now=now,
+                            point=WEBHOOK_POINT if source == DecisionSource.PIPELINE else GATOR_POINT)
     decision = record_decision(verdict, data.cluster["name"], cluster, release, release_from,
                                len(objects), source) if record else None
     return verdict, decision
+
+
+def _read_cluster(cluster: Cluster, objects: list[dict[str, Any]], deployed: list[dict[str, Any]],
+                  specs: list[gate.PolicySetSpec], dry_run: bool,
+                  ) -> tuple[list[dict[str, Any]], Admission, list[gate.PolicySetSpec]]:
+    """The live state for the reviews: what runs now (the live objects of the release
+    and of what the apply prunes), the admission context, and the sets whose synced
+    kinds could not be read marked as failed."""
+    bundles = [spec.bundle for spec in specs if spec.bundle is not None]
+    state = cluster_state.read_state(cluster, objects, deployed, cluster_state.sync_kinds(bundles))
+
+    release_keys = [placed_key(obj, state.namespaced) for obj in objects]
+    pruned = sorted({placed_key(obj, state.namespaced) for obj in deployed} - set(release_keys))
+    now_running = [state.live[key] for key in release_keys if key in state.live]
+    now_running += [state.live[key] for key in pruned if key in state.live]
+    excluded = tuple(ns for bundle in bundles for ns in bundle.sync.excluded_from("sync"))
+    admission = cluster_state.admission_of(state, objects, pruned, sync_excluded=excluded, dry_run=dry_run)
+    checked = []
+    for spec in specs:
+        error = state.sync_error(spec.bundle) if spec.bundle is not None else None
+        checked.append(replace(spec, load_error=error) if error else spec)
+    return now_running, admission, checked
 
 
 def record_decision(verdict: gate.Verdict, cluster_name: str, cluster: Cluster | None,
@@ -124,13 +166,14 @@ def record_decision(verdict: gate.Verdict, cluster_name: str, cluster: Cluster |
 
 
 def import_policy_set(name: str, path: Path, *, selector: str = "", mode: str = Mode.ENFORCE,
-                      fail_open: bool = False, description: str = "") -> tuple[PolicySet, bool]:
+                      fail_open: bool = False, description: str = "",
+                      review_deletes: bool = False) -> tuple[PolicySet, bool]:
     """Create or update the set ``name`` from a directory of policy files (audited);
     refuses files that do not load, naming the file and line."""
     files = read_directory(path)
     check_files(files)
     fields = {"files": files, "bundle_hash": bundle_hash(files), "selector": selector,
-              "mode": mode, "fail_open": fail_open, "description": description,
+              "mode": mode, "fail_open": fail_open, "review_deletes": review_deletes, "description": description,
               "source": str(path)}
     with transaction.atomic():
         existing = PolicySet.objects.select_for_update().filter(name=name).first()

@@ -47,7 +47,8 @@ def preview_cluster(cluster: Cluster, release: Release) -> dict[str, Any]:
                 objects = workspace.render().objects
                 report = kube.diff(cluster, objects)
                 verdict, _ = policy.evaluate(objects, cluster=cluster, release=release,
-                                             deployed=deployed_objects(report, objects), record=False)
+                                             deployed=deployed_objects(report, objects), record=False,
+                                             live=True, dry_run=True)
                 outcome["policy"] = {"allowed": verdict.allowed, "counts": verdict.counts(),
                                      "violations": verdict.as_dict()["violations"][:50]}
                 outcome["diff"] = {state: sum(d.state == state for d in report.objects)

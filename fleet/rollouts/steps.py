@@ -146,7 +146,7 @@ def gate(context: Context) -> dict[str, Any]:
         context.would_prune = sum(1 for diff in report.objects if diff.state == "removed")
     verdict, decision = policy.evaluate(objects, cluster=cluster, release=release,
                                         release_from=_previous_release(cluster, release), deployed=deployed,
-                                        policy_sets=sets, source=DecisionSource.PIPELINE)
+                                        policy_sets=sets, source=DecisionSource.PIPELINE, live=True)
     summary = {"allowed": verdict.allowed, "decision": decision.pk if decision else None,
                "bundle_hash": verdict.bundle_hash, "counts": verdict.counts(),
                "violations": verdict.as_dict()["violations"][:50]}

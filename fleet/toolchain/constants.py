@@ -16,6 +16,7 @@ KWOK_VERSION = "v0.8.0"
 KUSTOMIZE_VERSION = "v5.8.2"  # v5.8.3 needs Go 1.27
 OPA_VERSION = "v1.22.2"
 CONFTEST_VERSION = "v0.71.1"
+GATOR_VERSION = "v3.23.1"  # Gatekeeper's CLI: `gator test` / `gator verify`, the reference the gate is measured by
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ BUILDS: tuple[GoBuild, ...] = (
         "github.com/open-policy-agent/conftest",
         CONFTEST_VERSION,
         {"conftest": "github.com/open-policy-agent/conftest"},
+    ),
+    GoBuild(
+        "gator",
+        "github.com/open-policy-agent/gatekeeper/v3",
+        GATOR_VERSION,
+        {"gator": "github.com/open-policy-agent/gatekeeper/v3/cmd/gator"},
     ),
 )
 

@@ -1,18 +1,20 @@
-"""Real engines for the policy tests: regopy in process, and a real ``opa run --server``
-(built from its Go module by ``ensure_binaries``) started once per session."""
+"""Real engines for the policy tests, both OPA built from its Go module by
+``ensure_binaries``: the embedded engine (an OPA this process starts and supervises),
+and an ``opa run --server`` started apart, as production points Fleet at one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from fleet.dev.opa_process import opa_server
 from fleet.policy.bundle import Bundle, load_bundle, read_directory
 from fleet.policy.engines.base import Engine
+from fleet.policy.engines.managed import ManagedOpaEngine
 from fleet.policy.engines.opa_engine import OpaEngine
-from fleet.policy.engines.regopy_engine import RegopyEngine
+from fleet.dev.opa_process import opa_server
 from fleet.toolchain.build import ensure_binaries
 
 POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"
@@ -37,13 +39,15 @@ def opa_engine(opa_url: str) -> Iterator[OpaEngine]:
 
 
 @pytest.fixture(scope="session")
-def regopy_engine() -> RegopyEngine:
-    return RegopyEngine()
+def embedded_engine(opa_binary: Path) -> Iterator[ManagedOpaEngine]:
+    engine = ManagedOpaEngine(binary=opa_binary)
+    yield engine
+    engine.close()
 
 
-@pytest.fixture(params=["regopy", "opa"])
+@pytest.fixture(params=["embedded", "opa"])
 def engine(request) -> Engine:
-    """Each test using it runs on both real engines."""
+    """Each test using it runs on every engine Fleet ships."""
     return request.getfixturevalue(f"{request.param}_engine")
 
 

@@ -35,7 +35,7 @@ def deployment(name: str = "web", namespace: str = "shop", replicas: int | None 
 def service(name: str = "web", namespace: str = "shop", type_: str = "ClusterIP") -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "namespace": namespace, "labels": labels(name)},
-            "spec": {"type": type_, "ports": [{"port": 80}]}}
+            "spec": {"type": type_, "selector": {"app": name}, "ports": [{"port": 80}]}}
 
 
 def namespace(name: str = "shop", owner: str | None = "shop-team") -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -20,7 +21,7 @@ EVALUATE = "/api/v1/policy/evaluate"
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
-@pytest.fixture(params=["regopy", "opa"])
+@pytest.fixture(params=["embedded", "opa"])
 def configured_engine(request, settings):
     """Run the test with the process-wide engine set to each real engine."""
     settings.FLEET_POLICY_ENGINE = request.param
@@ -46,8 +47,8 @@ def test_any_role_may_evaluate(request, client_name, baseline_set, configured_en
     response = client.post(EVALUATE, {"manifests": [bad_deployment()], "labels": {"env": "prod"}})
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["allowed"] is False and body["engine"] == configured_engine
-    assert [v["rule"] for v in body["violations"]] == ["baseline.images.deny"]
+    assert body["allowed"] is False and body["engine"] == configured_engine, body
+    assert [v["rule"] for v in body["violations"]] == ["baseline.images.deny"], body["errors"]
     assert body["bundle_hash"] == baseline_set.bundle_hash
     decision = PolicyDecision.objects.get(pk=body["decision"])
     assert decision.allowed is False and decision.violations[0]["object"] == "Deployment/shop/web"
@@ -172,3 +173,14 @@ def test_an_unreachable_opa_denies_with_the_reason(viewer, baseline_set, setting
     finally:
         reset_engines()
     assert body["allowed"] is False and "cannot be reached" in body["errors"][0]["message"]
+
+
+def test_an_inventory_for_gatekeeper_templates(viewer):
+    base = Path(__file__).parent / "gatekeeper" / "uniqueserviceselector"
+    PolicySet.objects.create(name="unique", files={
+        "t.yaml": (base / "template.yaml").read_text() + "---\n" + (base / "constraint-unique-selector.yaml").read_text()})
+    web = {**service("web"), "spec": {"selector": {"app": "web"}}}
+    old = {**service("web-old"), "spec": {"selector": {"app": "web"}}}
+    assert viewer.post(EVALUATE, {"manifests": [web]}).json()["allowed"] is True
+    body = viewer.post(EVALUATE, {"manifests": [web], "inventory": [old]}).json()
+    assert body["allowed"] is False and "same selector as service <web-old>" in body["violations"][0]["message"]

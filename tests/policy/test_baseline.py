@@ -4,7 +4,7 @@ the gate on both engines."""
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from fleet.policy.inputs import build_input
 from tests.policy.conftest import POLICIES_DIR
 from tests.policy.objects import container, deployment, namespace, service
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 pytestmark = pytest.mark.embedded
 

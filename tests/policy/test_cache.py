@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -10,11 +10,10 @@ import requests
 from fleet.policy import gate, services
 from fleet.policy.bundle import load_bundle
 from fleet.policy.engines.opa_engine import OpaEngine
-from fleet.policy.engines.regopy_engine import RegopyEngine
 from fleet.policy.inputs import build_input
-from tests.policy.objects import deployment, namespace
+from tests.policy.objects import deployment
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 V1 = {"p.rego": 'package p\nimport rego.v1\ndeny contains "v1" if input.kind == "Deployment"\n'}
 V2 = {"p.rego": 'package p\nimport rego.v1\ndeny contains "v2" if input.kind == "Deployment"\n'}
 
@@ -26,19 +25,6 @@ def messages(engine, files, **context):
     verdict = gate.evaluate([gate.PolicySetSpec("s", "enforce", False, services.bundle_of(files))], data,
                             engine, now=NOW)
     return [v.message for v in verdict.violations]
-
-
-def test_regopy_compiles_once_per_bundle_and_context_it_reads(baseline, monkeypatch):
-    engine, compiled = RegopyEngine(), []
-    original = engine._compile
-    monkeypatch.setattr(engine, "_compile", lambda b, c: compiled.append(c) or original(b, c))
-    spec = gate.PolicySetSpec("baseline", "enforce", False, baseline)
-    for deployed in ([], [namespace("old")], [deployment(replicas=9)]):  # the change differs each time
-        data = build_input([deployment()], cluster={"name": "c1", "labels": {"env": "dev"}}, deployed=deployed)
-        assert gate.evaluate([spec], data, engine, now=NOW).allowed
-    assert len(compiled) == 1  # the baseline reads only data.fleet.cluster
-    assert messages(engine, V1) == ["v1"] and messages(engine, V1, cluster={"name": "other"}) == ["v1"]
-    assert len(compiled) == 2  # V1 never reads data.fleet: one compile for every cluster
 
 
 def test_a_policy_change_is_a_new_bundle_everywhere(engine):
@@ -64,3 +50,25 @@ def test_opa_loads_once_evicts_old_bundles_and_recovers_from_a_restart(opa_url):
         requests.delete(f"{opa_url}/v1/policies/{policy_id}", timeout=5)  # as if OPA restarted
     assert messages(engine, V2) == ["v2"]
     engine.close()
+
+
+def policy_ids(opa_url: str) -> list[str]:
+    return [p["id"] for p in requests.get(f"{opa_url}/v1/policies", timeout=5).json()["result"]]
+
+
+def test_a_changed_set_replaces_its_bundle_in_place(opa_url):
+    """OPA recompiles everything it holds on each PUT: a set's old versions must go."""
+    engine = OpaEngine(opa_url)
+    first, second = load_bundle(V1), load_bundle(V2)
+    try:
+        for bundle in (first, second, first):
+            engine.prepare(bundle, slot="s")
+            held = policy_ids(opa_url)
+            assert any(bundle.prefix.replace(".", "/") in i for i in held)
+            other = second if bundle is first else first
+            assert not any(other.prefix.replace(".", "/") in i for i in held)
+        engine.prepare(second, slot="t")  # another set: both stay
+        held = policy_ids(opa_url)
+        assert all(any(b.prefix.replace(".", "/") in i for i in held) for b in (first, second))
+    finally:
+        engine.close()

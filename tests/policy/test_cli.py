@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from io import StringIO
@@ -32,13 +33,17 @@ def write(tmp_path: Path, objects, name="app") -> Path:
     return directory
 
 
-def check(*args: str) -> tuple[int, str]:
+def policy(subcommand: str, *args: str) -> tuple[int, str]:
     out = StringIO()
     try:
-        call_command("policy", "check", *args, stdout=out)
+        call_command("policy", subcommand, *args, stdout=out)
         return 0, out.getvalue()
     except CommandError as exc:
         return exc.returncode, out.getvalue()
+
+
+def check(*args: str) -> tuple[int, str]:
+    return policy("check", *args)
 
 
 BAD = [namespace(), deployment(containers=[container(image="registry.example.com/a:latest")]), service()]
@@ -113,3 +118,49 @@ def test_exit_status_of_the_real_command(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr
     assert json.loads(run.stdout)["allowed"] is False
+
+
+def run_verify(*args: str) -> tuple[int, str]:
+    return policy("verify", *args)
+
+
+SUITES = Path(__file__).parent / "gatekeeper"
+
+
+def test_verify_runs_gatekeeper_suites_and_rego_unit_tests(tmp_path):
+    code, out = run_verify(str(SUITES / "allowedrepos"), str(POLICIES_DIR))
+    assert code == 0, out
+    summary = out.splitlines()[-1]
+    assert summary.startswith("PASSED: ") and " 0 failed" in summary
+    code, out = run_verify(str(SUITES / "match" / "suite.yaml"), "--output", "junit")
+    suites = ET.fromstring(out.split("?>", 1)[1])
+    assert code == 0 and int(suites.find("testsuite").get("tests")) > 30
+
+
+def test_verify_fails_a_wrong_assertion_and_names_it(tmp_path):
+    suite = tmp_path / "suite"
+    shutil.copytree(SUITES / "imagedigests", suite)
+    text = (suite / "suite.yaml").read_text().replace("violations: 1", "violations: 2")
+    (suite / "suite.yaml").write_text(text)
+    code, out = run_verify(str(suite))
+    assert code == 1
+    assert "FAIL" in out and "got 1 violations but want exactly 2" in out
+    code, out = run_verify(str(tmp_path / "nothing-here"))
+    assert code == 2
+
+
+def test_check_with_an_inventory_file(tmp_path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    base = SUITES / "uniqueserviceselector"
+    (policies / "t.yaml").write_text((base / "template.yaml").read_text() + "---\n"
+                                     + (base / "constraint-unique-selector.yaml").read_text())
+    app = write(tmp_path, [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+                            "spec": {"selector": {"app": "web"}}}])
+    assert check(str(app), "--policies", str(policies))[0] == 0
+    live = tmp_path / "live.yaml"
+    live.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Service",
+                                    "metadata": {"name": "web-old", "namespace": "shop"},
+                                    "spec": {"selector": {"app": "web"}}}))
+    code, out = check(str(app), "--policies", str(policies), "--inventory", str(live))
+    assert code == 1 and "same selector as service <web-old>" in out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from fleet.policy.bundle import load_bundle
 from fleet.policy.inputs import build_input
 from tests.policy.objects import container, deployment, service
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 LATEST = deployment(containers=[container(image="registry.example.com/a:latest")])
 RULES = {
     "r.rego": 'package r\nimport rego.v1\n\ndeny contains "denied" if input.kind == "Deployment"\n'
@@ -31,8 +31,8 @@ def effects(verdict):
     return sorted((v.rule, v.enforcement, v.severity) for v in verdict.violations)
 
 
-def test_enforce_mode(regopy_engine):
-    verdict = run(regopy_engine)
+def test_enforce_mode(embedded_engine):
+    verdict = run(embedded_engine)
     assert not verdict.allowed
     assert effects(verdict) == [("r.deny", "deny", "error"), ("r.deny_extra", "deny", "error"),
                                 ("r.warn", "warn", "warning")]
@@ -40,23 +40,23 @@ def test_enforce_mode(regopy_engine):
     assert (extra.message, extra.details, extra.object) == ("extra", {"k": 1}, "Service/shop/web")
 
 
-def test_warn_mode_records_without_blocking(regopy_engine):
-    verdict = run(regopy_engine, mode="warn")
+def test_warn_mode_records_without_blocking(embedded_engine):
+    verdict = run(embedded_engine, mode="warn")
     assert verdict.allowed
     assert {v.enforcement for v in verdict.violations} == {"warn"}
     assert verdict.counts()["warn"] == 3
 
 
-def test_dry_run_is_stored_but_left_out(regopy_engine):
-    verdict = run(regopy_engine, mode="dry-run")
+def test_dry_run_is_stored_but_left_out(embedded_engine):
+    verdict = run(embedded_engine, mode="dry-run")
     assert verdict.allowed and {v.enforcement for v in verdict.violations} == {"dryrun"}
 
 
-def test_constraint_enforcement_action(regopy_engine, baseline_files):
+def test_constraint_enforcement_action(embedded_engine, baseline_files):
     files = {k: v for k, v in baseline_files.items() if k.startswith("gatekeeper/")}
     files["gatekeeper/blocknodeport.yaml"] = files["gatekeeper/blocknodeport.yaml"].replace(
         "enforcementAction: deny", "enforcementAction: warn")
-    verdict = run(regopy_engine, files=files, objects=[service(type_="NodePort")])
+    verdict = run(embedded_engine, files=files, objects=[service(type_="NodePort")])
     assert verdict.allowed and effects(verdict) == [("K8sBlockNodePort/no-nodeport", "warn", "warning")]
 
 
@@ -65,8 +65,8 @@ def waiver(name="w", rule="r.deny", pattern="Deployment/shop/*", selector="env=p
     return gate.WaiverSpec(name, rule, pattern, selector, NOW + expires, policy_set)
 
 
-def test_waiver_turns_a_deny_into_waived(regopy_engine):
-    verdict = run(regopy_engine, waivers=[waiver()], objects=[deployment()])
+def test_waiver_turns_a_deny_into_waived(embedded_engine):
+    verdict = run(embedded_engine, waivers=[waiver()], objects=[deployment()])
     assert verdict.allowed
     assert [(v.rule, v.enforcement, v.waiver) for v in verdict.violations if v.rule == "r.deny"] == [
         ("r.deny", "waived", "w")]
@@ -79,18 +79,18 @@ def test_waiver_turns_a_deny_into_waived(regopy_engine):
     waiver(rule="r.warn"),                     # another rule
     waiver(policy_set="set-b"),                # another policy set
 ], ids=["expired", "cluster", "object", "rule", "set"])
-def test_waiver_that_does_not_apply(regopy_engine, bad):
-    verdict = run(regopy_engine, waivers=[bad], objects=[deployment()])
+def test_waiver_that_does_not_apply(embedded_engine, bad):
+    verdict = run(embedded_engine, waivers=[bad], objects=[deployment()])
     assert not verdict.allowed
 
 
-def test_waiver_globs_on_rules(regopy_engine):
-    assert run(regopy_engine, waivers=[waiver(rule="r.*", pattern="*")]).allowed
+def test_waiver_globs_on_rules(embedded_engine):
+    assert run(embedded_engine, waivers=[waiver(rule="r.*", pattern="*")]).allowed
 
 
-def test_verdict_as_dict(regopy_engine):
-    result = run(regopy_engine).as_dict()
-    assert result["allowed"] is False and result["engine"] == "regopy"
+def test_verdict_as_dict(embedded_engine):
+    result = run(embedded_engine).as_dict()
+    assert result["allowed"] is False and result["engine"] == "embedded"
     assert len(result["bundle_hash"]) == 64 and result["elapsed_ms"] > 0
     assert result["counts"] == {"deny": 2, "warn": 1, "dryrun": 0, "waived": 0}
     assert set(result["violations"][0]) == {"policy_set", "rule", "message", "object", "severity",

@@ -25,8 +25,8 @@ def objects() -> list[dict]:
 
 def decide(engine, bundle, objects, cluster=PROD, deployed=()):
     data = build_input(objects, cluster=cluster, deployed=list(deployed))
-    return [h.key() for h in engine.evaluate(bundle, data, gate.reviews_of(data),
-                                             gate.constraint_matches(bundle, data))]
+    reviews = gate.reviews_of(data)
+    return [h.key() for h in engine.evaluate(bundle, data, reviews, gate.constraint_matches(bundle, data))]
 
 
 def test_memo_gives_the_engines_hits_and_evaluates_only_what_changed(engine, baseline):
@@ -79,8 +79,8 @@ def test_a_failed_evaluation_leaves_nothing_behind(engine):
     assert decide(memo, bundle, [deployment()]) == []
 
 
-def test_the_memo_holds_at_most_its_bound(regopy_engine, baseline):
-    memo, release_ = MemoEngine(regopy_engine, 5), objects()
+def test_the_memo_holds_at_most_its_bound(embedded_engine, baseline):
+    memo, release_ = MemoEngine(embedded_engine, 5), objects()
     for _ in range(2):
         decide(memo, baseline, release_)
     assert memo.hits <= 5

@@ -1,5 +1,5 @@
-"""Both engines give the same verdicts on the same inputs: the whole library over a
-release that breaks every rule, in several cluster contexts."""
+"""Every shipped engine gives the same verdicts on the same inputs: the whole library
+over a release that breaks every rule, in several cluster contexts."""
 
 from __future__ import annotations
 
@@ -14,16 +14,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
 
 @pytest.mark.parametrize("env", ["prod", "dev", "unknown"])
-def test_whole_library_same_hits_on_both_engines(regopy_engine, opa_engine, baseline, env):
+def test_whole_library_same_hits_on_both_engines(embedded_engine, opa_engine, baseline, env):
     objects = release(300, broken_every=2) + [namespace("orphan", owner=None), service("np", type_="NodePort"),
                                               deployment("bare", replicas=None)]
     data = build_input(objects, cluster={"name": "c1", "labels": {"env": env}, "channel": "stable"},
                        deployed=[namespace("gone")])
-    reviews, matches = gate.reviews_of(data), gate.constraint_matches(baseline, data)
-    from_regopy = regopy_engine.evaluate(baseline, data, reviews, matches)
+    reviews = gate.reviews_of(data)
+    matches = gate.constraint_matches(baseline, data)
+    from_embedded = embedded_engine.evaluate(baseline, data, reviews, matches)
     from_opa = opa_engine.evaluate(baseline, data, reviews, matches)
     assert len(from_opa) > 50
-    assert [h.key() for h in from_regopy] == [h.key() for h in from_opa]
+    assert [h.key() for h in from_embedded] == [h.key() for h in from_opa]
     expected = {"baseline/images.rego", "baseline/resources.rego", "baseline/security.rego", "gk"}
     if env != "dev":
         expected.add("baseline/registries.rego")
@@ -32,7 +33,7 @@ def test_whole_library_same_hits_on_both_engines(regopy_engine, opa_engine, base
     assert {h.source.split("::")[0] for h in from_opa} >= expected
 
 
-def test_rules_that_are_not_partial_sets_same_hits_on_both_engines(regopy_engine, opa_engine):
+def test_rules_that_are_not_partial_sets_same_hits_on_both_engines(embedded_engine, opa_engine):
     """OPA's driver references a partial set directly but wraps any other rule, which
     may be undefined: an undefined ``deny`` must hide neither an object's other rules
     nor other objects."""
@@ -42,7 +43,7 @@ def test_rules_that_are_not_partial_sets_same_hits_on_both_engines(regopy_engine
     assert bundle.modules[0].set_rules == {"warn"}
     data = build_input([deployment("web"), configmap("settings")], cluster={"name": "c1", "labels": {}})
     from_opa = opa_engine.evaluate(bundle, data, gate.reviews_of(data), {})
-    assert [h.key() for h in regopy_engine.evaluate(bundle, data, gate.reviews_of(data), {})] == \
+    assert [h.key() for h in embedded_engine.evaluate(bundle, data, gate.reviews_of(data), {})] == \
         [h.key() for h in from_opa]
     assert sorted((h.index, h.source, h.value) for h in from_opa) == [
         (0, "complete.rego::warn", "any object"), (1, "complete.rego::deny", "a ConfigMap"),

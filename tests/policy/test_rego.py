@@ -1,4 +1,5 @@
-"""Reading Rego without an engine: v0 → v1 upgrade, namespacing, rule discovery."""
+"""Reading Rego without an engine: packages, imports, data references, namespacing; and
+that Fleet hands OPA v0 and v1 modules as written (no syntax is rewritten)."""
 
 from __future__ import annotations
 
@@ -6,71 +7,63 @@ import subprocess
 
 import pytest
 
-from fleet.policy.rego import RegoSyntaxError, inspect_module, namespace_module
+from fleet.policy.rego import RegoSyntaxError, inspect_module, namespace_module, with_v1_import
 
 pytestmark = pytest.mark.embedded
 
-V0 = '''package k8s.example
+V0 = '''package k8s.example # a Gatekeeper-style v0 module
 
-# deny[x] { in a comment stays as it is
-message(parameters, fallback) = msg {
-  msg := object.get(parameters, "message", fallback)
+import data.lib.helpers
+import future.keywords.in
+
+get_profile(c) = {"type": "RuntimeDefault"} {
+  not c.securityContext
 }
-allowed = {"a", "b"}
-violation[{"msg": msg, "details": {"missing": missing}}] {
-  missing := {"x"} - {k | input.review.object.metadata.labels[k]}
-  count(missing) > 0
-  msg := message(input.parameters, "missing")
+violation[{"msg": msg}] {
+  some c in input.review.object.spec.containers
+  get_profile(c).type != "Localhost"
+  data.inventory.namespace[ns]
+  msg := helpers.name(c)
 }
-allow {
-  true
-} else = false {
-  false
-}
-deny[msg] { msg := "s{" }
-default ok = true
+contains(items, x) { items[_] == x }
 '''
 
 
-def test_v0_heads_become_v1_on_the_same_lines():
+def test_what_is_read_of_a_v0_module():
     info = inspect_module(V0)
-    assert info.was_v0 and info.package == "k8s.example"
-    assert info.rules == {"message", "allowed", "violation", "allow", "deny", "ok"}
-    lines = info.source.splitlines()
-    assert len(lines) == len(V0.splitlines())
-    assert lines[3] == "message(parameters, fallback) = msg if {"
-    assert lines[7].startswith('violation contains {"msg": msg, "details": {"missing": missing}} if')
-    assert lines[12] == "allow if {" and lines[14] == "} else = false if {"
-    assert lines[17] == 'deny contains msg if  { msg := "s{" }'
-    assert lines[2] == "# deny[x] { in a comment stays as it is" and lines[6] == 'allowed = {"a", "b"}'
-    assert info.set_rules == {"violation", "deny"}
+    assert (info.package, info.package_line) == ("k8s.example", 1)
+    assert info.rules == {"get_profile", "violation", "contains"}
+    assert [path for path, _ in info.imports] == ["data.lib.helpers", "future.keywords.in"]
+    assert info.data_refs == (("lib", 3), ("inventory", 12))
+    assert not info.has_v1_import and info.set_rules == set()
 
 
-def test_upgraded_v0_is_valid_for_opa(opa_binary, tmp_path):
-    (tmp_path / "m.rego").write_text(inspect_module(V0).source)
-    check = subprocess.run([str(opa_binary), "check", str(tmp_path)], capture_output=True, text=True)
+def test_v1_modules_get_the_v1_import_on_their_package_line():
+    source = 'package p\n\ndeny contains msg if { msg := "x" }\n'
+    marked = with_v1_import(source, inspect_module(source))
+    assert marked.splitlines()[0] == "package p import rego.v1" and marked.count("\n") == source.count("\n")
+    already = 'package p\nimport rego.v1\ndeny contains 1 if true\n'
+    assert with_v1_import(already, inspect_module(already)) == already
+    assert inspect_module(source).set_rules == {"deny"}
+
+
+def test_both_versions_compile_as_written_in_a_v0_compatible_opa(opa_binary, tmp_path):
+    (tmp_path / "v0.rego").write_text(V0.replace("import data.lib.helpers\n", "").replace(
+        "msg := helpers.name(c)", "msg := c.name"))
+    v1 = 'package p\n\ndeny contains msg if { some msg in input.names }\n'
+    (tmp_path / "v1.rego").write_text(with_v1_import(v1, inspect_module(v1)))
+    check = subprocess.run([str(opa_binary), "check", "--v0-compatible", str(tmp_path)],
+                           capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_v1_is_left_alone():
-    source = 'package p\nimport rego.v1\ndeny contains msg if { msg := "x" }\n'
-    info = inspect_module(source)
-    assert not info.was_v0 and info.source == source
-    assert info.rules == info.set_rules == {"deny"}
-    mixed = inspect_module('package p\nimport rego.v1\nwarn contains 1 if true\nwarn := {2}\ndeny[k] := 1 if k := "a"\n')
-    assert mixed.set_rules == set()
-
-
-def test_namespacing_moves_package_and_data_refs_but_not_context():
-    source = "package a.b\nimport data.lib.k8s\nx := data.c.d\ny := data.fleet.cluster\nz := input.data.q\n"
-    moved = namespace_module(source, "fleet_bundles.b1")
+def test_namespacing_moves_package_and_data_refs_but_not_the_global_ones():
+    source = ('package a.b\nimport data.lib.k8s\nx := data.c.d\ny := data.fleet.cluster\nz := input.data.q\n'
+              'w := data["lib"].k\nv := data.inventory.cluster\n')
+    moved = namespace_module(source, "fleet_bundles.b1", frozenset({"fleet", "inventory"}))
     assert moved == ("package fleet_bundles.b1.a.b\nimport data.fleet_bundles.b1.lib.k8s\n"
-                     "x := data.fleet_bundles.b1.c.d\ny := data.fleet.cluster\nz := input.data.q\n")
-
-
-def test_uses_with_is_detected():
-    assert inspect_module("package p\nx := data.q with input as {}\n").uses_with
-    assert not inspect_module('package p\nx := "with"\n').uses_with
+                     "x := data.fleet_bundles.b1.c.d\ny := data.fleet.cluster\nz := input.data.q\n"
+                     'w := data.fleet_bundles.b1["lib"].k\nv := data.inventory.cluster\n')
 
 
 @pytest.mark.parametrize("source", ["x := 1\n", "package p\nx := 1 \x00\n"])

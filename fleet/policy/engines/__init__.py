@@ -1,22 +1,28 @@
 """The policy engines, and the one configured for this deployment.
 
-``FLEET_POLICY_ENGINE`` picks ``regopy`` (in process, the embedded default) or ``opa``
-(an OPA server at ``FLEET_OPA_URL``). Engines hold compiled policies, so one instance
-per process is shared, behind the memo of per-object findings (``memo.py``).
+``FLEET_POLICY_ENGINE`` picks ``embedded`` (the default: an OPA server this process
+runs itself, ``managed.py``) or ``opa`` (an OPA server at ``FLEET_OPA_URL``, started
+with ``--v0-compatible`` to load Rego v0). Both are OPA, so they answer alike. Engines
+hold compiled policies, so one instance per process is shared, behind the memo of
+per-object findings (``memo.py``); a forked child (a Celery or gunicorn worker) makes
+its own on first use, since it cannot supervise its parent's OPA.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 
 from django.conf import settings
 
 from fleet.policy.engines.base import Engine
+from fleet.policy.engines.managed import ManagedOpaEngine
 from fleet.policy.engines.memo import MemoEngine
+from fleet.policy.engines.opa_engine import OpaEngine
 from fleet.policy.errors import PolicyError
 
-ENGINES = ("regopy", "opa")
+ENGINES = ("embedded", "opa")
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -30,17 +36,12 @@ def get_engine(name: str | None = None) -> Engine:
 
 
 def _create(name: str) -> Engine:
-    if name == "regopy":
-        from fleet.policy.engines.regopy_engine import RegopyEngine
-
-        return RegopyEngine()
+    parallelism = settings.FLEET_OPA_PARALLELISM
+    if name == "embedded":
+        return ManagedOpaEngine(timeout=float(settings.FLEET_OPA_TIMEOUT), parallelism=parallelism)
     if name == "opa":
-        from fleet.policy.engines.opa_engine import OpaEngine
-
-        return OpaEngine(settings.FLEET_OPA_URL,
-                         timeout=float(settings.FLEET_OPA_TIMEOUT),
-                         token=settings.FLEET_OPA_TOKEN or None,
-                         parallelism=settings.FLEET_OPA_PARALLELISM)
+        return OpaEngine(settings.FLEET_OPA_URL, timeout=float(settings.FLEET_OPA_TIMEOUT),
+                         token=settings.FLEET_OPA_TOKEN or None, parallelism=parallelism)
     raise PolicyError(f"unknown policy engine {name!r}: expected one of {', '.join(ENGINES)}",
                       code="engine")
 
@@ -54,6 +55,11 @@ def reset_engines() -> None:
         engine.close()
 
 
-# Free compiled policies while the interpreter still can: regopy's finalizers fail
-# noisily when they run during interpreter shutdown.
+def _forget_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it
+    _engines.clear()  # the parent's engines (and its OPA) stay the parent's
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 atexit.register(reset_engines)

@@ -1,8 +1,8 @@
 """What every engine does: run a bundle over an evaluation input, return raw hits.
 
-Engines differ in how (one REST call with ``with`` per object for OPA, one prepared
-query per object in process for regopy) but must return the same hits for the same
-bundle and input; ``tests/policy/test_parity.py`` holds them to that.
+Every engine Fleet ships is OPA (a server Fleet is pointed at, or one Fleet runs
+itself), so they answer alike by construction; ``tests/policy/test_parity.py`` still
+holds them to the same hits for the same bundle and input.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from fleet.policy.bundle import Bundle, Module
 from fleet.policy.errors import PolicyError
@@ -41,15 +42,11 @@ def constraint_source(index: int) -> str:
     return f"gk::{index}"
 
 
-def gatekeeper_input(data: EvaluationInput, reviews: list[dict[str, Any]], index: int,
-                     parameters: Mapping[str, Any]) -> dict[str, Any]:
-    return {"review": {**reviews[index], "object": data.objects[index]}, "parameters": parameters}
-
-
 def narrowed(data: EvaluationInput, reviews: list[dict[str, Any]], matches: Mapping[int, list[int]],
              indexes: list[int]) -> tuple[EvaluationInput, list[dict[str, Any]], dict[int, list[int]]]:
-    """The objects at ``indexes`` as an evaluation of their own: their reviews, and the
-    constraint matches renumbered (hit ``n`` of the result is object ``indexes[n]``)."""
+    """The subjects at ``indexes`` (ascending) as an evaluation of their own: their
+    reviews, and the constraint matches renumbered (hit ``n`` of the result is subject
+    ``indexes[n]``)."""
     position = {index: n for n, index in enumerate(indexes)}
     return (data.subset(indexes), [reviews[i] for i in indexes],
             {number: [position[i] for i in found if i in position] for number, found in matches.items()})
@@ -70,18 +67,20 @@ class Engine(ABC):
     name: str
 
     @abstractmethod
-    def prepare(self, bundle: Bundle) -> None:
-        """Compile/load the bundle once; raise PolicyError for bad policies."""
+    def prepare(self, bundle: Bundle, slot: str = "") -> None:
+        """Compile/load the bundle once; raise PolicyError for bad policies. ``slot``
+        names the policy set the bundle is the current version of."""
 
     @abstractmethod
     def evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
                  matches: Mapping[int, list[int]], *, per_object: bool = True,
-                 whole_set: bool = True) -> list[Hit]:
+                 whole_set: bool = True, slot: str = "") -> list[Hit]:
         """All hits, deduplicated and sorted; raise PolicyError on any failure.
 
-        ``per_object`` covers per-object rules and Gatekeeper constraints, ``whole_set``
-        the rules over the whole release; leaving one out lets a caller that already
-        knows those hits (``MemoEngine``) skip them.
+        ``reviews`` are the Gatekeeper reviews of ``data.subjects``, and ``matches`` which
+        subjects each constraint applies to. ``per_object`` covers per-object rules and
+        Gatekeeper constraints, ``whole_set`` the rules over the whole release; leaving
+        one out lets a caller that already knows those hits (``MemoEngine``) skip them.
         """
 
     def close(self) -> None:

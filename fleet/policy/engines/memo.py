@@ -9,9 +9,11 @@ regopy); this layer evaluates only the objects it has not seen.
 
 A per-object entry is keyed on the bundle hash (so a policy change misses
 everything), the part of ``data.fleet`` the bundle reads (``Bundle.context_keys``: the
-baseline reads only the cluster), and the object's canonical JSON together with its
-Gatekeeper review when a constraint matches it (the review carries the deployed
-object). Set-scoped rules see the whole release, so their entry is keyed on all of it — on
+baseline reads only the cluster), ``data.inventory`` when a template reads it, and the
+subject's canonical JSON together with its Gatekeeper review when a constraint matches
+it (the review carries the live object, the Namespace and the operation); an object
+the apply prunes is a subject of its own kind, never confused with the same object
+being applied. Set-scoped rules see the whole release, so their entry is keyed on all of it — on
 its objects only if one of them reads ``input.objects`` (``Bundle.set_input_keys``).
 A bundle that calls a clock, network or random built-in is never memoised, nor is a
 failed evaluation. Entries live in this process (LRU, bounded by
@@ -24,7 +26,8 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from fleet.policy.bundle import Bundle
 from fleet.policy.engines.base import SET_INDEX, Engine, Hit, narrowed, sorted_hits
@@ -52,28 +55,30 @@ class MemoEngine(Engine):
         self._entries: OrderedDict[tuple[str, str, str], Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def prepare(self, bundle: Bundle) -> None:
-        self.inner.prepare(bundle)
+    def prepare(self, bundle: Bundle, slot: str = "") -> None:
+        self.inner.prepare(bundle, slot)
 
     def evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
                  matches: Mapping[int, list[int]], *, per_object: bool = True,
-                 whole_set: bool = True) -> list[Hit]:
+                 whole_set: bool = True, slot: str = "") -> list[Hit]:
         if not bundle.deterministic or self.max_entries < 1:
             return self.inner.evaluate(bundle, data, reviews, matches, per_object=per_object,
-                                       whole_set=whole_set)
+                                       whole_set=whole_set, slot=slot)
         reviewed = set().union(*matches.values()) if matches else set()
-        context = _digest(data.context_json(bundle.context_keys))
-        digests = [_digest(_canonical([obj, reviews[i] if i in reviewed else None]))
-                   for i, obj in enumerate(data.objects)]
+        count = len(data.objects)
+        context = _digest(data.context_json(bundle.context_keys) + (
+            _canonical(data.admission.inventory) if bundle.reads_inventory and reviewed else ""))
+        digests = [_digest(_canonical([obj, reviews[i] if i in reviewed else None, i >= count]))
+                   for i, obj in enumerate(data.subjects)]
         keys = [(bundle.hash, context, digest) for digest in digests] if per_object else []
         wants_set = whole_set and bool(bundle.rules("set"))
         set_key = (bundle.hash, "set", _digest(data.context_json() + (
-            "".join(digests) if "objects" in bundle.set_input_keys else "")))
+            "".join(digests[:count]) if "objects" in bundle.set_input_keys else "")))
         with self._lock:
             entries = [self._get(key) for key in keys]
             set_entry = self._get(set_key) if wants_set else ()
         missing = [i for i, entry in enumerate(entries) if entry is None]
-        fresh = self._evaluate(bundle, data, reviews, matches, missing, set_entry is None)
+        fresh = self._evaluate(bundle, data, reviews, matches, missing, set_entry is None, slot)
         with self._lock:
             self.hits += len(keys) - len(missing) + (wants_set and set_entry is not None)
             self.misses += len(missing) + (set_entry is None)
@@ -86,7 +91,7 @@ class MemoEngine(Engine):
                             for source, value in entry])
 
     def _evaluate(self, bundle: Bundle, data: EvaluationInput, reviews: list[dict[str, Any]],
-                  matches: Mapping[int, list[int]], missing: list[int], whole_set: bool,
+                  matches: Mapping[int, list[int]], missing: list[int], whole_set: bool, slot: str,
                   ) -> dict[int, list[tuple[str, Any]]]:
         """Evaluate the missing objects (and the release when ``whole_set``), in as few
         engine calls as possible; the hits grouped by object index."""
@@ -97,14 +102,14 @@ class MemoEngine(Engine):
                 index = hit.index if indexes is None or hit.index == SET_INDEX else indexes[hit.index]
                 found.setdefault(index, []).append((hit.source, hit.value))
 
-        if whole_set and len(missing) == len(data.objects):
-            keep(self.inner.evaluate(bundle, data, reviews, matches))
+        if whole_set and len(missing) == len(reviews):
+            keep(self.inner.evaluate(bundle, data, reviews, matches, slot=slot))
             return found
         if whole_set:
-            keep(self.inner.evaluate(bundle, data, reviews, matches, per_object=False))
+            keep(self.inner.evaluate(bundle, data, reviews, matches, per_object=False, slot=slot))
         if missing:
             keep(self.inner.evaluate(bundle, *narrowed(data, reviews, matches, missing),
-                                     whole_set=False), missing)
+                                     whole_set=False, slot=slot), missing)
         return found
 
     def _get(self, key: tuple[str, str, str]) -> Entry | None:
