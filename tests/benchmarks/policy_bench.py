@@ -245,7 +245,6 @@ def main() -> None:
     from fleet.policy.engines.managed import ManagedOpaEngine
     from fleet.policy.engines.memo import MemoEngine
     from fleet.policy.engines.opa_engine import OpaEngine
-    from fleet.dev.opa_process import opa_server
     from fleet.policy.inputs import build_input
     from fleet.toolchain.build import ensure_binaries
     from tests.policy.objects import release

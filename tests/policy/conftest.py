@@ -14,7 +14,6 @@ from fleet.policy.bundle import Bundle, load_bundle, read_directory
 from fleet.policy.engines.base import Engine
 from fleet.policy.engines.managed import ManagedOpaEngine
 from fleet.policy.engines.opa_engine import OpaEngine
-from fleet.dev.opa_process import opa_server
 from fleet.toolchain.build import ensure_binaries
 
 POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"

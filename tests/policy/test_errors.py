@@ -12,7 +12,6 @@ from fleet.policy import gate
 from fleet.policy.bundle import load_bundle
 from fleet.policy.engines.base import Engine
 from fleet.policy.engines.opa_engine import OpaEngine
-from fleet.policy.engines.opa_process import free_port
 from fleet.policy.errors import PolicyError
 from fleet.policy.inputs import build_input
 from tests.policy.objects import deployment

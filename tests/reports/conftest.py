@@ -24,7 +24,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fleet.accounts.roles import Role
-from fleet.audit import context
+from fleet.core import context
 from fleet.dev import testrepo
 from fleet.inventory.models import Channel, Cluster, Release
 from fleet.dev.localfleet.register import register

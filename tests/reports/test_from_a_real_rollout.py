@@ -17,7 +17,8 @@ from django.test import Client
 
 from fleet.accounts import services as accounts
 from fleet.accounts.roles import Role
-from fleet.audit import checkpoints, context
+from fleet.audit import checkpoints
+from fleet.core import context
 from fleet.audit.models import AuditEvent
 from fleet.audit.services import verify_chain
 from fleet.reports import services

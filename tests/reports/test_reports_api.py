@@ -74,7 +74,8 @@ def test_the_command_writes_each_format_and_names_bad_input(tmp_path, viewer):
 
 
 def test_non_latin_text_survives_in_the_pdf_escaped(admin_client_api):
-    from fleet.audit import context, services
+    from fleet.audit import services
+    from fleet.core import context
 
     with context.activate(source="api", actor="\u674e\u96f7"):
         services.record("auth.login_failed", target_type="user", target_repr="\u674e\u96f7")

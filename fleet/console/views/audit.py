@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from fleet.audit.api import AuditEventFilter
-from fleet.audit.context import SOURCES
+from fleet.core.context import SOURCES
 from fleet.audit.models import AuditEvent
 from fleet.audit.services import verify_chain
 from fleet.console.access import requires
