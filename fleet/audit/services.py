@@ -96,7 +96,10 @@ def update(instance: M, changes: dict[str, Any], *, secrets_changed: Iterable[st
     """Apply ``changes`` and audit them; a no-op update writes nothing.
 
     Snapshots show a secret only as set or unset, so a replaced secret is invisible
-    to the comparison: callers name the secret fields they really changed.
+    to the comparison: callers name the secret fields they really changed. Only the
+    changed fields are validated: a value stored under an earlier rule (a repository
+    path outside a since-narrowed ``FLEET_GIT_LOCAL_ROOTS``) must not stop an operator
+    from pausing the cluster.
     """
     with transaction.atomic():
         before = snapshot(instance)
@@ -106,7 +109,8 @@ def update(instance: M, changes: dict[str, Any], *, secrets_changed: Iterable[st
         changed = sorted(set(changed_fields(before, after)) | set(secrets_changed))
         if not changed:
             return instance
-        instance.full_clean(validate_unique=False, validate_constraints=False)
+        unchanged = [field.name for field in instance._meta.concrete_fields if field.name not in changed]
+        instance.full_clean(exclude=unchanged, validate_unique=False, validate_constraints=False)
         instance.save()
         record(_action(instance, "update"), target=instance, before=before, after=after,
                metadata={"changed": changed, **(metadata or {})})
