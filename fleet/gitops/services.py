@@ -23,7 +23,8 @@ from typing import Any
 
 from fleet.accounts import rules
 from fleet.audit import services as audit
-from fleet.gitops import commits, overlay, tags, upgrade as upgrading
+from fleet.gitops import commits, overlay, tags
+from fleet.gitops import upgrade as upgrading
 from fleet.gitops.commits import Author, CommitResult
 from fleet.gitops.constants import CLUSTER_DIR, DEFAULT_BASE, INTERNAL, OVERLAY_FILE, RESOURCES_DIR
 from fleet.gitops.errors import BadInput, WorkspaceDirty

@@ -18,12 +18,12 @@ from typing import Any
 
 from fleet.audit import services as audit
 from fleet.core.errors import FleetError
+from fleet.core.objects import ObjectRef
 from fleet.gitops import services as gitops
 from fleet.inventory.models import Cluster, Release
 from fleet.kube import services as kube
 from fleet.kube.diff import DiffReport
 from fleet.kube.errors import KubeError
-from fleet.core.objects import ObjectRef
 from fleet.kube.objects import ref_of
 from fleet.policy import services as policy
 from fleet.policy.choices import DecisionSource

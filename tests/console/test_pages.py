@@ -17,7 +17,8 @@ from fleet.policy.models import PolicyDecision
 from fleet.policy.services import import_policy_set
 from fleet.rollouts import services
 from fleet.rollouts.models import Rollout, Wave
-from fleet.rollouts.states import RolloutState as R, transition
+from fleet.rollouts.states import RolloutState as R
+from fleet.rollouts.states import transition
 from tests.console.conftest import PASSWORD, client_for
 from tests.e2e.conftest import DENY_CONFIGMAPS
 

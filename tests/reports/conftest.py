@@ -26,8 +26,8 @@ from rest_framework.test import APIClient
 from fleet.accounts.roles import Role
 from fleet.core import context
 from fleet.dev import testrepo
-from fleet.inventory.models import Channel, Cluster, Release
 from fleet.dev.localfleet.register import register
+from fleet.inventory.models import Channel, Cluster, Release
 from fleet.policy.services import import_policy_set
 from fleet.rollouts import orchestrator, pipeline, services, steps
 from fleet.rollouts.models import Rollout, Wave
@@ -35,7 +35,6 @@ from fleet.rollouts.states import ROLLOUT_FINISHED
 from tests.conftest import make_client
 from tests.e2e.conftest import DENY_CONFIGMAPS
 from tests.factories import ClusterFactory
-
 
 
 @pytest.hookimpl(trylast=True)

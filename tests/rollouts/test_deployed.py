@@ -10,7 +10,8 @@ from django.utils import timezone
 from fleet.inventory.models import Cluster
 from fleet.rollouts.deployed import deployed_on, release_spread, running
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
-from fleet.rollouts.states import DeploymentState as D, RolloutState as R
+from fleet.rollouts.states import DeploymentState as D
+from fleet.rollouts.states import RolloutState as R
 from tests.factories import ClusterFactory, ReleaseFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]

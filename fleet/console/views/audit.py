@@ -7,11 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from fleet.audit.api import AuditEventFilter
-from fleet.core.context import SOURCES
 from fleet.audit.models import AuditEvent
 from fleet.audit.services import verify_chain
 from fleet.console.access import requires
 from fleet.console.forms import filter_errors, given, paginate
+from fleet.core.context import SOURCES
 
 
 @requires()

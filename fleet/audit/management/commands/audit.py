@@ -63,7 +63,7 @@ class Command(FleetCommand):
             try:
                 external = list(read_checkpoints(options["checkpoints"].read_bytes().splitlines()))
             except (OSError, ValueError) as exc:
-                raise self.fail(f"{options['checkpoints']}: {exc}")
+                raise self.fail(f"{options['checkpoints']}: {exc}") from None
         anchors, unreachable = deploy_tag_anchors() if options["anchors"] else ([], [])
         for warning in unreachable:
             self.stderr.write(f"warning: {warning}")
