@@ -253,8 +253,11 @@ def test_the_audit_trail_filters_exports_and_verifies(as_role, fleet):
     assert 'id="f-since-error"' in html and "Nothing was looked up" in html
     html = viewer.get("/audit/", {"action": "rollout.", "source": ""}).content.decode()
     assert "rollout.create" in html and "auth.login" not in html
+    assert "The chain has not been verified yet" in html
     assert 'href="/api/v1/audit/export/?format=csv&amp;action=rollout."' in html
     exported = viewer.get("/api/v1/audit/export/", {"format": "csv", "action": "rollout."})
     assert exported.status_code == 200 and b"rollout.create" in b"".join(exported.streaming_content)
     verified = viewer.get("/audit/verify/").content.decode()
     assert "intact" in verified and "check out" in verified
+    status = viewer.get("/audit/").content.decode()
+    assert "Chain" in status and "intact" in status and "by the web" in status
