@@ -13,4 +13,4 @@ class DriftConfig(AppConfig):
         services.install(services.Scheduler(
             scan_cluster=lambda pk, trigger: tasks.scan_cluster.delay(pk, trigger),
             scan_selector=lambda selector, trigger: tasks.scan_selector.delay(selector, trigger)))
-        hooks.install(lambda pk: tasks.scan_cluster.delay(pk, "deployment"))
+        hooks.install()

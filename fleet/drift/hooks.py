@@ -1,6 +1,6 @@
 """What drift installs into the rollouts at start-up (the rollouts import nothing of drift).
 
-- After a deployment succeeds, its cluster is scanned (``enqueue_scan``, on commit).
+- After a deployment succeeds, its cluster is scanned (through the drift scheduler, on commit).
 - Freeze: a deploy rollout skips a drifted cluster in ``freeze`` mode until someone
   decides (acknowledges, heals, or changes its mode). Rollbacks and heals pass: a
   way back is never blocked.
@@ -17,7 +17,7 @@ from django.db import transaction
 
 from fleet.core.objects import Manifest, ObjectRef
 from fleet.drift import modes, rules as ignore
-from fleet.drift.choices import DriftState as S, Mode
+from fleet.drift.choices import DriftState as S, Mode, Trigger
 from fleet.drift.models import ClusterDrift
 from fleet.inventory.models import Cluster
 from fleet.kube.client import client_for
@@ -74,15 +74,16 @@ def _live(cluster: Cluster, ref: ObjectRef) -> dict[str, Any] | None:
         return None  # the apply that follows reports an unreachable cluster itself
 
 
-def install(enqueue_scan: Callable[[int], None]) -> None:
+def install() -> None:
     """Install the hooks once per process (``DriftConfig.ready``)."""
     if _installed:
         return
+    from fleet.drift import services  # the scheduler the app installs there
 
     def scan_after(deployment: ClusterDeployment) -> None:
         if deployment.state == D.SUCCEEDED:
             cluster_id = deployment.cluster_id
-            transaction.on_commit(lambda: enqueue_scan(cluster_id))
+            transaction.on_commit(lambda: services.scheduler().scan_cluster(cluster_id, Trigger.DEPLOYMENT))
 
     _installed.update(scan_after=scan_after, freeze=freeze_reason, strip=strip_ignored)
     pipeline.FINISHED_HOOKS.append(scan_after)

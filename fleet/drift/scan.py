@@ -35,7 +35,9 @@ from fleet.drift.models import ClusterDrift, DriftedResource, DriftScan, IgnoreR
 from fleet.inventory.models import Cluster
 from fleet.kube import services as kube
 from fleet.kube.client import client_for
-from fleet.kube.diff import ObjectDiff
+from fleet.kube.applyset import PART_OF
+from fleet.kube.diff import FieldChange, ObjectDiff
+from fleet.kube.objects import ref_of
 from fleet.kube.errors import KubeError
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,17 @@ def _resource(diff: ObjectDiff, changes) -> ResourceDrift:
                          first.time if first else None)
 
 
+def added_labels(diff: ObjectDiff, desired: dict[str, str] | None) -> list[FieldChange]:
+    """Labels someone added to a desired object. The diff walks desired fields only, so
+    server defaults never count; labels are the exception users expect to see, since
+    selectors and policies act on them (the ApplySet's own label is Fleet's)."""
+    if desired is None or diff.live is None or diff.state not in ("changed", "unchanged"):
+        return []
+    live = (diff.live.get("metadata") or {}).get("labels") or {}
+    return [FieldChange(f"metadata.labels.{key}", None, value, ("metadata", "labels", key))
+            for key, value in sorted(live.items()) if key not in desired and key != PART_OF]
+
+
 def compiled_rules() -> list[ignore.CompiledRule]:
     return [ignore.compile_rule(rule) for rule in IgnoreRule.objects.all()]
 
@@ -117,10 +130,12 @@ def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignor
         finally:
             result.requests = client.requests_sent - before
         applicable = ignore.for_cluster(rules, cluster.labels)
-        for diff in report.drifted:
-            changes, hidden = ignore.split(diff.changes, diff.ref, diff.live, applicable, cluster.labels)
+        labels = {ref_of(obj).key: (obj.get("metadata") or {}).get("labels") or {} for obj in desired.objects}
+        for diff in report.objects:
+            found = [*diff.changes, *added_labels(diff, labels.get(diff.ref.key))]
+            changes, hidden = ignore.split(found, diff.ref, diff.live, applicable, cluster.labels)
             result.ignored += hidden
-            if diff.state != "changed" or changes:
+            if diff.state in ("added", "removed") or changes:
                 result.resources.append(_resource(diff, changes))
         result.state = S.DRIFTED if result.resources else S.IN_SYNC
     except DesiredStateError as exc:

@@ -54,7 +54,7 @@ def install(scheduler: Scheduler) -> Scheduler | None:
     return previous
 
 
-def _enqueue() -> Scheduler:
+def scheduler() -> Scheduler:
     if _scheduler is None:
         raise RuntimeError("no drift scheduler is installed (DriftConfig.ready installs Celery's)")
     return _scheduler
@@ -97,7 +97,7 @@ def request_scan(cluster: Cluster, *, user=None) -> ClusterDrift:
     _require(Role.OPERATOR, "scanning a cluster", user)
     drift, _ = ClusterDrift.objects.get_or_create(cluster=cluster)
     cluster_id = cluster.pk
-    transaction.on_commit(lambda: _enqueue().scan_cluster(cluster_id, Trigger.MANUAL))
+    transaction.on_commit(lambda: scheduler().scan_cluster(cluster_id, Trigger.MANUAL))
     return drift
 
 
@@ -105,7 +105,7 @@ def request_selector_scan(selector: str, *, user=None) -> int:
     """Ask for a scan of every cluster the selector matches; returns how many match."""
     _require(Role.OPERATOR, "scanning clusters", user)
     count = clusters_matching(selector).count()
-    transaction.on_commit(lambda: _enqueue().scan_selector(selector, Trigger.SELECTOR))
+    transaction.on_commit(lambda: scheduler().scan_selector(selector, Trigger.SELECTOR))
     return count
 
 
