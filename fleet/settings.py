@@ -241,6 +241,8 @@ SPECTACULAR_SETTINGS = {
         "ClusterStatusEnum": "fleet.inventory.choices.ClusterStatus",
         "RepositoryCredentialKindEnum": "fleet.gitops.models.CredentialKind",
         "RolloutKindEnum": "fleet.rollouts.models.Rollout.Kind",
+        "DriftModeEnum": "fleet.drift.choices.Mode",
+        "DriftStateEnum": "fleet.drift.choices.DriftState",
     },
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
