@@ -81,6 +81,9 @@ FLEET_DRIFT_SCAN_PARALLEL = env.int("FLEET_DRIFT_SCAN_PARALLEL", 16, minimum=1)
 FLEET_DRIFT_HISTORY_DAYS = env.int("FLEET_DRIFT_HISTORY_DAYS", 30, minimum=1)
 FLEET_DRIFT_CONTEST_COUNT = env.int("FLEET_DRIFT_CONTEST_COUNT", 3, minimum=1)
 FLEET_DRIFT_CONTEST_MINUTES = env.int("FLEET_DRIFT_CONTEST_MINUTES", 10, minimum=1)
+# Ignore and mode rules as code, loaded by `manage.py drift sync-rules` (they own the rules
+# marked source=code; the API edits the others).
+FLEET_DRIFT_RULES_FILE: Path = env.path("FLEET_DRIFT_RULES_FILE", BASE_DIR / "deploy" / "drift-rules.yaml")
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
     "checkpoint-audit-chain": {"task": "audit.checkpoint", "schedule": float(FLEET_AUDIT_CHECKPOINT_SECONDS)},

@@ -315,14 +315,80 @@ def create_ignore_rule(data: dict[str, Any], *, user=None) -> IgnoreRule:
     return audit.create(IgnoreRule(**_rule_fields(data)))
 
 
+def _not_code(rule: IgnoreRule) -> None:
+    if rule.source == IgnoreRule.Source.CODE:
+        raise DriftError(f"ignore rule {rule.name} comes from the rules file: change it there", code="refused")
+
+
 def update_ignore_rule(rule: IgnoreRule, data: dict[str, Any], *, user=None) -> IgnoreRule:
     _require(Role.ADMIN, "changing drift ignore rules", user)
+    _not_code(rule)
     return audit.update(rule, _rule_fields(data, rule))
 
 
 def delete_ignore_rule(rule: IgnoreRule, *, user=None) -> None:
     _require(Role.ADMIN, "changing drift ignore rules", user)
+    _not_code(rule)
     audit.delete(rule)
+
+
+def sync_rules(path) -> dict[str, int]:
+    """Load the rules file (rules as code): ``ignore:`` and ``modes:`` lists of rules as
+    the API takes them. Every rule is validated before anything is written; ignore rules
+    from the file are marked ``source: code`` and those no longer in it are removed; mode
+    rules are upserted by name. All or nothing, each change audited."""
+    from pathlib import Path
+
+    from fleet.core import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise DriftError(f"{path} does not exist", field="file")
+    data = yaml.load(path.read_text(encoding="utf-8"), source=str(path)) or {}
+    if not isinstance(data, dict) or set(data) - {"ignore", "modes"}:
+        raise DriftError(f"{path}: the file holds two lists, ignore: and modes:", field="file")
+    ignores, mode_rules = data.get("ignore") or [], data.get("modes") or []
+    checked_ignores, checked_modes = [], []
+    for index, item in enumerate(ignores):
+        where = f"{path}: ignore[{index}]"
+        if not isinstance(item, dict) or not item.get("name"):
+            raise DriftError(f"{where}: each rule is a mapping with a name", field="file")
+        try:
+            checked_ignores.append({**_rule_fields(item), "name": str(item["name"]), "source": "code"})
+        except DriftError as exc:
+            raise DriftError(f"{where}.{exc.field}: {exc.message}", field="file") from None
+    for index, item in enumerate(mode_rules):
+        where = f"{path}: modes[{index}]"
+        if not isinstance(item, dict) or not item.get("name"):
+            raise DriftError(f"{where}: each rule is a mapping with a name", field="file")
+        try:
+            checked_modes.append(modes.validate_rule(item))
+        except DriftError as exc:
+            raise DriftError(f"{where}.{exc.field}: {exc.message}", field="file") from None
+    counts = {"created": 0, "updated": 0, "removed": 0}
+    with transaction.atomic():
+        names = set()
+        for fields in checked_ignores:
+            names.add(fields["name"])
+            rule = IgnoreRule.objects.filter(name=fields["name"]).first()
+            if rule is None:
+                audit.create(IgnoreRule(**fields))
+                counts["created"] += 1
+            else:
+                before = rule.updated_at
+                audit.update(rule, fields)
+                counts["updated"] += rule.updated_at != before
+        for rule in IgnoreRule.objects.filter(source=IgnoreRule.Source.CODE).exclude(name__in=names):
+            audit.delete(rule)
+            counts["removed"] += 1
+        for fields in checked_modes:
+            rule = ModeRule.objects.filter(name=fields["name"]).first()
+            if rule is None:
+                audit.create(ModeRule(**fields))
+                counts["created"] += 1
+            else:
+                audit.update(rule, fields)
+    return counts
 
 
 def create_mode_rule(data: dict[str, Any], *, user=None) -> ModeRule:
