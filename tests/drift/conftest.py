@@ -102,8 +102,7 @@ class DriftWorld:
 
     def run_rollout(self, rollout: Rollout) -> ClusterDeployment:
         deployment = rollout.deployments.get()
-        if rollout.kind != Rollout.Kind.HEAL:
-            rollout.state = "pending"
+        if rollout.state == "pending":  # a heal's rollout is started by the heal itself
             rollouts.start(rollout)
         drive(rollout, self.queued)
         deployment.refresh_from_db()
