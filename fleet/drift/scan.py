@@ -42,7 +42,9 @@ from fleet.kube.errors import KubeError
 
 logger = logging.getLogger(__name__)
 MAX_CHANGES_PER_OBJECT = 100
-_STATE_OF = {"added": RS.MISSING, "changed": RS.MODIFIED, "removed": RS.PENDING_PRUNE}
+_STATE_OF = {"added": RS.MISSING, "changed": RS.MODIFIED, "unchanged": RS.MODIFIED, "removed": RS.PENDING_PRUNE}
+# Labels the API server itself sets: never someone's change.
+SERVER_LABELS = frozenset({PART_OF, "kubernetes.io/metadata.name"})
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,13 @@ def _resource(diff: ObjectDiff, changes) -> ResourceDrift:
 def added_labels(diff: ObjectDiff, desired: dict[str, str] | None) -> list[FieldChange]:
     """Labels someone added to a desired object. The diff walks desired fields only, so
     server defaults never count; labels are the exception users expect to see, since
-    selectors and policies act on them (the ApplySet's own label is Fleet's)."""
+    selectors and policies act on them (the ApplySet's label is Fleet's, the namespace
+    name label the server's; an object the diff found unchanged is then modified)."""
     if desired is None or diff.live is None or diff.state not in ("changed", "unchanged"):
         return []
     live = (diff.live.get("metadata") or {}).get("labels") or {}
     return [FieldChange(f"metadata.labels.{key}", None, value, ("metadata", "labels", key))
-            for key, value in sorted(live.items()) if key not in desired and key != PART_OF]
+            for key, value in sorted(live.items()) if key not in desired and key not in SERVER_LABELS]
 
 
 def compiled_rules() -> list[ignore.CompiledRule]:
