@@ -137,9 +137,10 @@ def test_a_scan_during_a_rollout_does_not_heal_that_cluster_and_a_paused_one_is_
 def test_a_failing_heal_backs_off_then_is_retried(drift_world):
     deployment = drift_world.deploy()
     services.set_cluster_mode(drift_world.cluster, mode="heal")
+    assert scan.scan_cluster(drift_world.cluster).state == S.IN_SYNC  # the desired set is cached now
     drift_world.kubectl("scale", "deployment/web", "--replicas=3")
-    Git(drift_world.internal).run("tag", "-d", deployment.tag)  # the heal's prepare will fail; desired is cached
-    scan.scan_cluster(drift_world.cluster)
+    Git(drift_world.internal).run("tag", "-d", deployment.tag)  # the heal's prepare will fail
+    assert scan.scan_cluster(drift_world.cluster).state == S.DRIFTED
     failed = drift_world.run_rollout(heal_rollout(drift_world))
     assert failed.state == D.FAILED
     drift = scan.scan_cluster(drift_world.cluster)  # settles the failed heal: retry in 2 s
