@@ -70,12 +70,28 @@ FLEET_AUDIT_CHECKPOINT_SECONDS = env.int("FLEET_AUDIT_CHECKPOINT_SECONDS", 3600,
 FLEET_AUDIT_VERIFY_WORKERS = env.int("FLEET_AUDIT_VERIFY_WORKERS", min(4, os.cpu_count() or 1), minimum=1)
 FLEET_AUDIT_KEEP_DAYS = env.int("FLEET_AUDIT_KEEP_DAYS", 0)  # 0: every event stays in the database
 FLEET_AUDIT_ARCHIVE_DIR: Path = env.path("FLEET_AUDIT_ARCHIVE_DIR", DATA_DIR / "audit-archive")
+# Drift: how often each cluster is scanned (its own interval overrides), the jitter that
+# spreads scans out (a fraction of the interval, either side), how many clusters one
+# process scans at once, history kept, and when recurring drift makes a cluster contested.
+FLEET_DRIFT_INTERVAL = env.int("FLEET_DRIFT_INTERVAL", 180, minimum=10)
+FLEET_DRIFT_JITTER = env.int("FLEET_DRIFT_JITTER_PERCENT", 20) / 100
+FLEET_DRIFT_TICK_SECONDS = env.int("FLEET_DRIFT_TICK_SECONDS", 15, minimum=1)
+FLEET_DRIFT_MAX_PER_TICK = env.int("FLEET_DRIFT_MAX_PER_TICK", 2000, minimum=1)
+FLEET_DRIFT_SCAN_PARALLEL = env.int("FLEET_DRIFT_SCAN_PARALLEL", 16, minimum=1)
+FLEET_DRIFT_HISTORY_DAYS = env.int("FLEET_DRIFT_HISTORY_DAYS", 30, minimum=1)
+FLEET_DRIFT_CONTEST_COUNT = env.int("FLEET_DRIFT_CONTEST_COUNT", 3, minimum=1)
+FLEET_DRIFT_CONTEST_MINUTES = env.int("FLEET_DRIFT_CONTEST_MINUTES", 10, minimum=1)
+# Ignore and mode rules as code, loaded by `manage.py drift sync-rules` (they own the rules
+# marked source=code; the API edits the others).
+FLEET_DRIFT_RULES_FILE: Path = env.path("FLEET_DRIFT_RULES_FILE", BASE_DIR / "deploy" / "drift-rules.yaml")
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
     "checkpoint-audit-chain": {"task": "audit.checkpoint", "schedule": float(FLEET_AUDIT_CHECKPOINT_SECONDS)},
     "archive-audit-events": {"task": "audit.archive", "schedule": 86400.0},
     "sweep-rollouts": {"task": "rollouts.sweep", "schedule": float(FLEET_ROLLOUT_SWEEP_SECONDS)},
     "probe-fleet": {"task": "inventory.probe_fleet", "schedule": 60.0},
+    "schedule-drift-scans": {"task": "drift.schedule", "schedule": float(FLEET_DRIFT_TICK_SECONDS)},
+    "prune-drift-history": {"task": "drift.prune_history", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
@@ -143,6 +159,7 @@ INSTALLED_APPS = [
     "fleet.render",
     "fleet.api",
     "fleet.policy",
+    "fleet.drift",
     *(["fleet.dev"] if FLEET_DEV_TOOLS else []),
     "fleet.reports",
     "fleet.console",
@@ -227,6 +244,8 @@ SPECTACULAR_SETTINGS = {
         "ClusterStatusEnum": "fleet.inventory.choices.ClusterStatus",
         "RepositoryCredentialKindEnum": "fleet.gitops.models.CredentialKind",
         "RolloutKindEnum": "fleet.rollouts.models.Rollout.Kind",
+        "DriftModeEnum": "fleet.drift.choices.Mode",
+        "DriftStateEnum": "fleet.drift.choices.DriftState",
     },
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,

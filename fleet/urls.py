@@ -12,6 +12,7 @@ from rest_framework.routers import DefaultRouter
 from fleet.api.schema import DocsView, SchemaView
 from fleet.api.viewsets import READ_ROLES
 from fleet.audit.api import AuditEventViewSet
+from fleet.drift.api import ClusterDriftViewSet, IgnoreRuleViewSet, ModeRuleViewSet, SelectorScanView, SummaryView
 from fleet.gitops.api import ClusterRepoViewSet, RepositoryCredentialViewSet
 from fleet.inventory.api import ChannelViewSet, ClusterViewSet, ReleaseViewSet
 from fleet.policy.api import EvaluateView, PolicyDecisionViewSet, PolicySetViewSet, WaiverViewSet
@@ -33,11 +34,16 @@ router.register("policy/waivers", WaiverViewSet)
 router.register("policy/decisions", PolicyDecisionViewSet)
 router.register("gitops", ClusterRepoViewSet, basename="gitops")
 router.register("repository-credentials", RepositoryCredentialViewSet)
+router.register("drift/clusters", ClusterDriftViewSet, basename="drift-cluster")
+router.register("drift/ignore-rules", IgnoreRuleViewSet)
+router.register("drift/mode-rules", ModeRuleViewSet)
 router.APIRootView.required_roles = READ_ROLES
 
 api_urls = [
     path("policy/evaluate", EvaluateView.as_view(), name="policy-evaluate"),
     path("reports/<str:kind>/", ReportView.as_view(), name="report"),
+    path("drift/", SummaryView.as_view(), name="drift-summary"),
+    path("drift/scan/", SelectorScanView.as_view(), name="drift-scan"),
     path("", include(router.urls)),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="schema"), name="docs"),

@@ -50,6 +50,11 @@ OPERATION_ROLES: dict[str, Role] = {
     "rollouts_start_create": OPERATOR, "rollouts_pause_create": OPERATOR, "rollouts_resume_create": OPERATOR,
     "rollouts_abort_create": OPERATOR, "rollouts_rollback_create": OPERATOR, "rollouts_approve_create": ADMIN,
     **_crud("strategy_templates", VIEWER, ADMIN),
+    "drift_retrieve": VIEWER, "drift_scan_create": OPERATOR,
+    "drift_clusters_list": VIEWER, "drift_clusters_retrieve": VIEWER, "drift_clusters_partial_update": OPERATOR,
+    "drift_clusters_scan_create": OPERATOR, "drift_clusters_heal_create": OPERATOR,
+    "drift_clusters_acknowledge_create": OPERATOR,
+    **_crud("drift_ignore_rules", VIEWER, ADMIN), **_crud("drift_mode_rules", VIEWER, ADMIN),
 }
 
 

@@ -53,6 +53,10 @@ HTTP_STATUS: dict[str, int] = {
     "inventory.*": 400,
     # A tool the product needs is not installed.
     "toolchain.*": 503,
+    # Drift: a bad rule or filter is the caller's to fix; a refused heal is a state.
+    "drift.*": 400,
+    "drift.refused": 409,
+    "drift.not-found": 404,
     # Reports: a bad period, selector or format is the caller's to fix.
     "report.*": 400,
     "report.forbidden": 403,

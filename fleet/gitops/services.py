@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from fleet.accounts import rules
 from fleet.audit import services as audit
-from fleet.gitops import commits, overlay, tags
+from fleet.gitops import commits, mirror, overlay, tags
 from fleet.gitops import upgrade as upgrading
 from fleet.gitops.commits import Author, CommitResult
 from fleet.gitops.constants import CLUSTER_DIR, DEFAULT_BASE, INTERNAL, OVERLAY_FILE, RESOURCES_DIR
@@ -38,7 +39,7 @@ from fleet.render.services import RenderResult, render_dir
 
 __all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "Session", "UpgradeResult",
            "WorkspaceStatus", "commit_files", "configure", "fetch", "head", "history", "locked", "prepare",
-           "push", "read_params", "render", "reset", "rollback_tree", "session", "status", "tag_deployment",
+           "push", "read_params", "render", "render_deployed", "render_tree", "reset", "rollback_tree", "session", "status", "tag_deployment",
            "upgrade"]
 
 
@@ -97,11 +98,7 @@ class Session:
 
     def render(self) -> RenderResult:
         """Render the workspace as deployed: the cluster overlay, else the vendor's base."""
-        ws = self.workspace
-        for candidate in (ws.path / CLUSTER_DIR, ws.path / DEFAULT_BASE):
-            if find_kustomization(candidate) is not None:
-                return render_dir(candidate, root=ws.path)
-        return render_dir(ws.path)
+        return render_tree(self.workspace.path)
 
     def tag_deployment(self, context: dict[str, Any] | None = None, *, push: bool = True) -> str:
         """Tag HEAD as deployed (reusing the tag if HEAD already has the latest one) and push.
@@ -269,6 +266,24 @@ def _upgrade(ws: Workspace, cluster, release) -> UpgradeResult:
         audit.record("gitops.upgrade", target=cluster,
                      metadata={"release": str(release), **result.as_dict()})
     return result
+
+
+def render_tree(root: Path, *, limits: RenderLimits | None = None) -> RenderResult:
+    """Render a cluster repository's tree as a deployment does: the cluster overlay, else
+    the vendor's base, else the root. The one place that choice is made, for the
+    pipeline's workspace and for a tree exported at a ref (:func:`render_deployed`)."""
+    for candidate in (root / CLUSTER_DIR, root / DEFAULT_BASE):
+        if find_kustomization(candidate) is not None:
+            return render_dir(candidate, root=root, limits=limits)
+    return render_dir(root, limits=limits)
+
+
+def render_deployed(cluster, ref: str, *, limits: RenderLimits | None = None) -> RenderResult:
+    """Render ``ref`` (a deploy tag or its commit) of the cluster's internal repo as it was
+    deployed, without its workspace: from a read-only mirror, so a drift scan never waits
+    for a rollout holding the workspace. A ref gone from the repo is ``gitops.bad-input``."""
+    with mirror.exported_tree(cluster.internal_repo_url, ref) as tree:
+        return render_tree(tree, limits=limits)
 
 
 def render(cluster) -> RenderResult:

@@ -69,7 +69,13 @@ class KubeClient:
         if spec.token:
             self._headers["Authorization"] = f"Bearer {spec.token}"
         self._limiter = RateLimiter(constants.QPS, constants.BURST)
+        self._sent, self._sent_lock = 0, threading.Lock()
         self.discovery = Discovery(self)
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests sent so far (retries included): what a caller measures its cost in."""
+        return self._sent
 
     def _configuration(self, spec: ConnectionSpec) -> Configuration:
         config = Configuration(host=self.server)
@@ -125,6 +131,8 @@ class KubeClient:
         while True:
             attempt += 1
             self._limiter.acquire()
+            with self._sent_lock:
+                self._sent += 1
             try:
                 response = self._api.call_api(method, url, header_params=dict(headers), body=body,
                                               _request_timeout=timeout or (constants.CONNECT_TIMEOUT,

@@ -19,7 +19,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -41,13 +41,19 @@ MERGE_KEYS = ("name", "mountPath", "devicePath", "containerPort", "port", "ip")
 SECRET_FIELDS = ("data", "stringData")
 
 
+Segment = str | int | tuple[str, Any]  # a map key, a list index, a list item by (merge key, value)
+
+
 @dataclass(frozen=True)
 class FieldChange:
-    """``live`` is None when the field is absent from the live object."""
+    """``live`` is None when the field is absent from the live object. ``segments`` is
+    ``path`` split exactly (a key may hold dots: ``app.kubernetes.io/name``), for rules
+    and field ownership."""
 
     path: str
     desired: Any
     live: Any
+    segments: tuple[Segment, ...] = field(default=(), compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "desired": self.desired, "live": self.live}
@@ -61,6 +67,8 @@ class ObjectDiff:
     ref: ObjectRef
     state: str
     changes: tuple[FieldChange, ...] = ()
+    # The live object as read (None when absent): its managedFields say who changed what.
+    live: Manifest | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"object": str(self.ref), "state": self.state,
@@ -105,11 +113,11 @@ def compare(ref: ObjectRef, desired: Mapping[str, Any], live: Mapping[str, Any] 
     if live is None:
         return ObjectDiff(ref, "added")
     changes: list[FieldChange] = []
-    _walk(desired_view(desired), live, "", changes, quantity=False)
+    _walk(desired_view(desired), live, "", (), changes, quantity=False)
     if ref.group_kind == ("", "Secret"):
-        changes = [_redact(change) if change.path.split(".")[0].split("[")[0] in SECRET_FIELDS
+        changes = [_redact(change) if change.segments and change.segments[0] in SECRET_FIELDS
                    else change for change in changes]
-    return ObjectDiff(ref, "changed" if changes else "unchanged", tuple(changes))
+    return ObjectDiff(ref, "changed" if changes else "unchanged", tuple(changes), live)
 
 
 def _zero(value: Any) -> bool:
@@ -117,45 +125,47 @@ def _zero(value: Any) -> bool:
         or value in ("", {}, [])
 
 
-def _walk(desired: Any, live: Any, path: str, changes: list[FieldChange], *, quantity: bool) -> None:
+def _walk(desired: Any, live: Any, path: str, segments: tuple[Segment, ...], changes: list[FieldChange], *,
+          quantity: bool) -> None:
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
-            changes.append(FieldChange(path, desired, live))
+            changes.append(FieldChange(path, desired, live, segments))
             return
         for key, value in desired.items():
             sub = f"{path}.{key}" if path else key
             if key not in live:
                 if not _zero(value):
-                    changes.append(FieldChange(sub, value, None))
+                    changes.append(FieldChange(sub, value, None, (*segments, key)))
                 continue
-            _walk(value, live[key], sub, changes, quantity=quantity or key in QUANTITY_MAPS)
+            _walk(value, live[key], sub, (*segments, key), changes, quantity=quantity or key in QUANTITY_MAPS)
     elif isinstance(desired, list):
-        _walk_list(desired, live, path, changes, quantity=quantity)
+        _walk_list(desired, live, path, segments, changes, quantity=quantity)
     elif not _same_scalar(desired, live, quantity):
-        changes.append(FieldChange(path, desired, live))
+        changes.append(FieldChange(path, desired, live, segments))
 
 
-def _walk_list(desired: list, live: Any, path: str, changes: list[FieldChange], *, quantity: bool) -> None:
+def _walk_list(desired: list, live: Any, path: str, segments: tuple[Segment, ...], changes: list[FieldChange], *,
+               quantity: bool) -> None:
     if not isinstance(live, list):
         if not (_zero(desired) and live is None):
-            changes.append(FieldChange(path, desired, live))
+            changes.append(FieldChange(path, desired, live, segments))
         return
     key = next((k for k in MERGE_KEYS if desired and all(isinstance(i, Mapping) and k in i
                                                           for i in desired)), None)
     if key is None:
         if len(desired) != len(live):
-            changes.append(FieldChange(path, desired, live))
+            changes.append(FieldChange(path, desired, live, segments))
             return
-        for index, (want, have) in enumerate(zip(desired, live, strict=False)):
-            _walk(want, have, f"{path}[{index}]", changes, quantity=quantity)
+        for index, (want, have) in enumerate(zip(desired, live, strict=True)):  # lengths equal here
+            _walk(want, have, f"{path}[{index}]", (*segments, index), changes, quantity=quantity)
         return
     by_key = {item.get(key): item for item in live if isinstance(item, Mapping)}
     for item in desired:
-        sub = f"{path}[{key}={item[key]}]"
+        sub, at = f"{path}[{key}={item[key]}]", (*segments, (key, item[key]))
         if item[key] in by_key:
-            _walk(item, by_key[item[key]], sub, changes, quantity=quantity)
+            _walk(item, by_key[item[key]], sub, at, changes, quantity=quantity)
         else:
-            changes.append(FieldChange(sub, item, None))
+            changes.append(FieldChange(sub, item, None, at))
 
 
 def _same_scalar(desired: Any, live: Any, quantity: bool) -> bool:
@@ -180,7 +190,7 @@ def redact(value: Any) -> Any:
 
 
 def _redact(change: FieldChange) -> FieldChange:
-    return FieldChange(change.path, redact(change.desired), redact(change.live))
+    return FieldChange(change.path, redact(change.desired), redact(change.live), change.segments)
 
 
 def diff_set(client: KubeClient, objects: Iterable[Manifest], *,
@@ -201,7 +211,7 @@ def diff_set(client: KubeClient, objects: Iterable[Manifest], *,
             live[item.ref.key] = obj
     desired_keys = {item.ref.key for item in items}
     diffs = [compare(item.ref, item.body, live.get(item.ref.key)) for item in items]
-    diffs += [ObjectDiff(member.ref, "removed") for key, member in sorted(members.items())
+    diffs += [ObjectDiff(member.ref, "removed", live=member.live) for key, member in sorted(members.items())
               if key not in desired_keys and member.ours]
     return DiffReport(client.cluster, diffs)
 

@@ -32,6 +32,9 @@ class Rollout(models.Model):
     class Kind(models.TextChoices):
         DEPLOY = "deploy"
         ROLLBACK = "rollback"
+        # Drift's self-heal: the cluster's deployed tag again, only its drifted objects,
+        # with forced ownership (``ClusterDeployment.heal_refs``).
+        HEAL = "heal"
 
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="rollouts")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DEPLOY)
@@ -116,6 +119,8 @@ class ClusterDeployment(models.Model):
     target_tag = models.CharField(max_length=255, blank=True, help_text="rollbacks: the tag to re-deploy")
     policy = models.JSONField(null=True, blank=True, help_text="the gate's verdict summary")
     applied_refs = models.JSONField(default=list, blank=True, help_text="the objects the apply step applied")
+    heal_refs = models.JSONField(default=list, blank=True,
+                                 help_text="heals: the drifted objects to re-apply (empty: the whole set)")
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -95,12 +95,27 @@ def _counts(wave: Wave) -> dict[str, int]:
     return {row["state"]: row["n"] for row in rows}
 
 
-def _claim(deployment: ClusterDeployment, scheduler: Scheduler) -> bool:
-    """Start one cluster, or skip it with the reason; False if it must wait."""
+# Reasons to skip a cluster besides paused and pinned, from packages above the rollouts
+# (drift's freeze: a drifted cluster in freeze mode is skipped by deploy rollouts until
+# someone decides). Each returns the reason, or "" to let the deployment start.
+SKIP_CHECKS: list[Callable[[ClusterDeployment], str]] = []
+
+
+def _skip_reason(deployment: ClusterDeployment) -> str:
     cluster = deployment.cluster
     # A rollback may move a pinned cluster back; nothing touches a paused one.
     pinned = cluster.pinned and deployment.rollout.kind == Rollout.Kind.DEPLOY
-    skip = "cluster is paused" if cluster.paused else "cluster is pinned" if pinned else ""
+    if cluster.paused:
+        return "cluster is paused"
+    if pinned:
+        return "cluster is pinned"
+    return next((reason for check in SKIP_CHECKS if (reason := check(deployment))), "")
+
+
+def _claim(deployment: ClusterDeployment, scheduler: Scheduler) -> bool:
+    """Start one cluster, or skip it with the reason; False if it must wait."""
+    cluster = deployment.cluster
+    skip = _skip_reason(deployment)
     if skip:
         if transition(deployment, D.SKIPPED, error=skip, finished_at=timezone.now()):
             _audit_transition(deployment, "deployment.skipped", reason=skip)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -51,10 +51,21 @@ class Failure:
     detail: dict[str, Any]
 
 
+# Called with each deployment that finished (any end state), after its row says so:
+# packages above the pipeline react to it (drift scans a cluster right after it was
+# deployed). Installed at start-up; a failing one is logged, never the deployment's failure.
+FINISHED_HOOKS: list[Callable[[ClusterDeployment], None]] = []
+
+
 def _finish(deployment: ClusterDeployment, state: str, error: str = "") -> None:
     if transition(deployment, state, error=error[:5000], finished_at=timezone.now(), step=""):
         audit.record(f"deployment.{state}", target=deployment, cluster=deployment.cluster.name,
                      metadata={"rollout": deployment.rollout_id, "error": error[:500]})
+        for hook in FINISHED_HOOKS:
+            try:
+                hook(deployment)
+            except Exception:
+                logger.exception("deployment %s: a finished hook failed", deployment.pk)
 
 
 def run(deployment_id: int) -> int | None:

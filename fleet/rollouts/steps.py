@@ -13,6 +13,7 @@ records both, in one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,6 +33,12 @@ from fleet.rollouts.models import ClusterDeployment, Rollout
 from fleet.rollouts.states import DeploymentState as D
 
 RECHECK_TIMEOUT = 5.0
+
+# What the rendered set goes through before any step uses it: rules of packages above
+# the pipeline about what Fleet may apply, installed at start-up (drift's ignore rules,
+# so a field hidden from the diff is not applied either and nobody fights over it).
+ObjectFilter = Callable[[Cluster, list[dict[str, Any]]], list[dict[str, Any]]]
+OBJECT_FILTERS: list[ObjectFilter] = []
 
 
 class StepFailed(FleetError):
@@ -103,15 +110,30 @@ def _ensure_checkout(context: Context) -> None:
 def _objects(context: Context) -> list[dict[str, Any]]:
     if context.objects is None:
         _ensure_checkout(context)
-        context.objects = context.workspace.render().objects
+        context.objects = _to_apply(context.deployment, context.workspace.render().objects)
     return context.objects
+
+
+def _to_apply(deployment: ClusterDeployment, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rendered set as this deployment applies it: a heal only its drifted objects,
+    then every installed :data:`OBJECT_FILTERS` rule."""
+    if deployment.heal_refs:
+        wanted = {ObjectRef(**ref).key for ref in deployment.heal_refs}
+        objects = [obj for obj in objects if ref_of(obj).key in wanted]
+    for keep in OBJECT_FILTERS:
+        objects = keep(deployment.cluster, objects)
+    return objects
+
+
+def _is_heal(deployment: ClusterDeployment) -> bool:
+    return deployment.rollout.kind == Rollout.Kind.HEAL
 
 
 def render(context: Context) -> dict[str, Any]:
     _ensure_checkout(context)
     result = context.workspace.render()
-    context.objects = result.objects
-    return {"objects": len(result.objects), "content_hash": result.content_hash}
+    context.objects = _to_apply(context.deployment, result.objects)
+    return {"objects": len(context.objects), "content_hash": result.content_hash}
 
 
 def deployed_objects(report: DiffReport, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,7 +189,8 @@ def _first_denial(summary: dict[str, Any]) -> str:
 def dry_run(context: Context) -> dict[str, Any]:
     # What the apply will prune it lists again itself (and the gate's diff counted, when a
     # policy ran): listing every kind of the set here as well cost a dozen reads per cluster.
-    result = kube.apply(context.deployment.cluster, _objects(context), dry_run=True, prune=False)
+    result = kube.apply(context.deployment.cluster, _objects(context), dry_run=True, prune=False,
+                        force=_is_heal(context.deployment))
     context.dry_run_passed = True
     return {"objects": len(result.applied) + len(result.deferred),
             **({"would_prune": context.would_prune} if context.would_prune is not None else {})}
@@ -176,8 +199,12 @@ def dry_run(context: Context) -> dict[str, Any]:
 def apply(context: Context) -> dict[str, Any]:
     # Right after this run's own dry-run of the same objects, apply does not repeat it;
     # resumed on another worker (which did not see it pass), it does.
+    # A heal takes its fields back from whoever changed them (forced ownership) and, when
+    # it re-applies only some objects, prunes nothing: the rest of the set is as deployed.
     deployment = context.deployment
-    result = kube.apply(deployment.cluster, _objects(context), validated=context.dry_run_passed)
+    heal = _is_heal(deployment)
+    result = kube.apply(deployment.cluster, _objects(context), validated=context.dry_run_passed,
+                        force=heal, prune=not deployment.heal_refs)
     _save(deployment, applied_refs=[asdict(ref) for ref in result.applied])
     return {"applied": len(result.applied), "pruned": [str(ref) for ref in result.pruned]}
 
@@ -201,21 +228,23 @@ def tag(context: Context) -> dict[str, Any]:
     deployment = context.deployment
     _ensure_checkout(context)
     rollout = deployment.rollout
+    # A heal re-deploys the tag HEAD already has: the tag is reused and nothing is pushed,
+    # so commits made on the branch since that deployment stay on internal untouched.
     name = context.workspace.tag_deployment({
         "rollout": rollout.pk, "kind": rollout.kind, "deployment": deployment.pk,
         "release": f"{rollout.release.channel.name} {rollout.release.version}",
-        "author": rollout.author.get_username()})
+        "author": rollout.author.get_username()}, push=not _is_heal(deployment))
     _save(deployment, tag=name)
     return {"tag": name}
 
 
 def record(context: Context) -> dict[str, Any]:
     """The cluster now follows the channel of the release it runs (an upgrade may cross
-    channels). A rollback carries the release it rolls back, but runs the release of the
-    tag it returned to: the cluster follows that one's channel."""
+    channels). A rollback carries the release it rolls back, and a heal re-deploys a tag,
+    but each runs the release of the tag it (re)deployed: the cluster follows that one's channel."""
     deployment = context.deployment
     release = deployment.rollout.release
-    if deployment.rollout.kind == Rollout.Kind.ROLLBACK:
+    if deployment.rollout.kind != Rollout.Kind.DEPLOY:
         release = release_of_tag(deployment.cluster, deployment.tag or deployment.target_tag)
         if release is None:  # the tag's first deployment is gone (retention): keep the channel as it is
             return {"channel": deployment.cluster.channel.name}

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from fleet.accounts.permissions import OPERATION_ROLES
 from fleet.accounts.roles import Role
 from fleet.audit.models import AuditEvent
+from fleet.drift.models import IgnoreRule, ModeRule
 from fleet.gitops.models import RepositoryCredential
 from fleet.policy.models import PolicySet, Waiver
 from fleet.rollouts import services as rollouts
@@ -67,7 +68,9 @@ def objects(tmp_path):
     ids = {"channels": channel.pk, "clusters": cluster.pk, "releases": release.pk, "rollouts": rollout.pk,
            "repository-credentials": credential.pk, "policy/sets": policy_set.pk, "policy/waivers": waiver.pk,
            "policy/decisions": 1, "strategy-templates": StrategyTemplate.objects.create(name="t", waves=[]).pk,
-           "audit": AuditEvent.objects.order_by("pk").values_list("pk", flat=True).first()}
+           "audit": AuditEvent.objects.order_by("pk").values_list("pk", flat=True).first(),
+           "drift/ignore-rules": IgnoreRule.objects.create(name="i", json_pointers=["/spec/replicas"]).pk,
+           "drift/mode-rules": ModeRule.objects.create(name="m", mode="report").pk}
     return ids, cluster.name
 
 

@@ -1,0 +1,141 @@
+"""The desired state of a cluster: what its last successful deployment applied.
+
+That is the deployment's tag (its commit, ``local_sha``), rendered as the pipeline
+renders (``gitops.render_tree``) with the same inputs (render limits, kustomize's
+version), not the channel's head. Rendered sets are cached by content, the commit and
+those inputs: in the process (a bounded LRU) and in the database (``DesiredSet``,
+shared by every worker), so a scan of a cluster that was not redeployed runs no git
+and no kustomize. A cache entry never goes stale: a new deployment is a new commit or
+new inputs, hence a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Iterable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from fleet.core.errors import FleetError
+from fleet.core.objects import Manifest
+from fleet.drift.errors import DesiredStateError
+from fleet.drift.models import DesiredSet
+from fleet.gitops import services as gitops
+from fleet.gitops.errors import BadInput
+from fleet.inventory.models import Cluster
+from fleet.render.limits import RenderLimits
+from fleet.rollouts.deployed import current_deployments
+from fleet.toolchain.constants import KUSTOMIZE_VERSION
+
+MEMORY_ENTRIES = 1024
+TOUCH_EVERY = timedelta(hours=1)  # how stale DesiredSet.used_at may get before it is written
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What a cluster's current deployment left: its tag and commit."""
+
+    tag: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class Desired:
+    tag: str
+    commit: str
+    key: str
+    objects: list[Manifest]
+    cached: bool  # from a cache: no git, no render ran
+
+
+def render_inputs() -> dict:
+    """Everything besides the commit that decides what a render gives."""
+    return {"limits": asdict(RenderLimits.from_settings()), "kustomize": KUSTOMIZE_VERSION, "layout": 1}
+
+
+def content_key(commit: str, inputs: dict | None = None) -> str:
+    text = json.dumps([commit, inputs if inputs is not None else render_inputs()], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def deployed(cluster_ids: Iterable[int]) -> dict[int, Deployed]:
+    """The current deployment of each cluster that has one: one query for any number."""
+    rows = (current_deployments().filter(cluster_id__in=list(cluster_ids))
+            .values_list("cluster_id", "tag", "local_sha"))
+    return {pk: Deployed(tag, sha) for pk, tag, sha in rows if tag}
+
+
+class _Memory:
+    """The process's LRU of rendered sets, by content key."""
+
+    def __init__(self, size: int):
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: str) -> list[Manifest] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: str, objects: list[Manifest]) -> None:
+        with self._lock:
+            self._items[key] = objects
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+MEMORY = _Memory(MEMORY_ENTRIES)
+
+
+def desired_for(cluster: Cluster, deployment: Deployed, *, inputs: dict | None = None) -> Desired:
+    """The desired set of ``cluster`` at ``deployment``; raises :class:`DesiredStateError`
+    when the deploy tag is gone or its render fails now (the cluster's ``error`` state)."""
+    inputs = inputs if inputs is not None else render_inputs()
+    key = content_key(deployment.commit, inputs)
+    found = MEMORY.get(key)
+    if found is not None:
+        return Desired(deployment.tag, deployment.commit, key, found, True)
+    row = DesiredSet.objects.filter(key=key).only("manifests", "used_at").first()
+    if row is not None:
+        if timezone.now() - row.used_at > TOUCH_EVERY:
+            DesiredSet.objects.filter(pk=row.pk).update(used_at=timezone.now())
+        MEMORY.put(key, row.manifests)
+        return Desired(deployment.tag, deployment.commit, key, row.manifests, True)
+    objects = _render(cluster, deployment)
+    try:
+        with transaction.atomic():
+            DesiredSet.objects.create(key=key, commit=deployment.commit, manifests=objects, used_at=timezone.now())
+    except IntegrityError:
+        pass  # another worker rendered the same content first: same objects
+    MEMORY.put(key, objects)
+    return Desired(deployment.tag, deployment.commit, key, objects, False)
+
+
+def _render(cluster: Cluster, deployment: Deployed) -> list[Manifest]:
+    try:
+        result = gitops.render_deployed(cluster, deployment.tag)
+    except BadInput as exc:
+        raise DesiredStateError(f"deploy tag {deployment.tag} (commit {deployment.commit[:12]}) cannot be read "
+                                f"from the internal repo: {exc.message}", code="tag-gone") from None
+    except FleetError as exc:
+        raise DesiredStateError(f"the render of deploy tag {deployment.tag} fails now: {exc}",
+                                code="render-failed") from None
+    return result.objects
+
+
+def forget_older_than(days: int) -> int:
+    """Drop cached sets no scan used for ``days``; returns how many."""
+    cutoff = timezone.now() - timedelta(days=days)
+    return DesiredSet.objects.filter(used_at__lt=cutoff).delete()[0]
