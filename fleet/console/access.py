@@ -21,6 +21,7 @@ from django.shortcuts import render
 from fleet.accounts.roles import Role, role_of
 from fleet.audit import services as audit
 from fleet.audit.api import AuditEventViewSet
+from fleet.drift.api import ClusterDriftViewSet, SelectorScanView
 from fleet.inventory.api import ClusterViewSet
 from fleet.policy.api import EvaluateView
 from fleet.rollouts.api import RolloutViewSet
@@ -39,6 +40,9 @@ ACTIONS: dict[str, Role] = {
     "rollout.approve": RolloutViewSet.required_roles["write"],
     "rollout.rollback": RolloutViewSet.required_roles["write"],
     "policy.check": EvaluateView.required_roles["write"],
+    "drift.scan": SelectorScanView.required_roles["write"],  # POST /drift/clusters/{name}/scan/, /drift/scan/
+    "drift.heal": ClusterDriftViewSet.required_roles["write"],
+    "drift.acknowledge": ClusterDriftViewSet.required_roles["acknowledge"],
 }
 
 

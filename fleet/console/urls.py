@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from fleet.console.views import audit, clusters, overview, policies, releases, rollout_new, rollouts
+from fleet.console.views import audit, clusters, drift, overview, policies, releases, rollout_new, rollouts
 
 app_name = "console"
 
@@ -17,6 +17,12 @@ urlpatterns = [
     path("clusters/<str:name>/history/", clusters.cluster_history, name="cluster-history"),
     path("clusters/<str:name>/pause/", clusters.cluster_pause, name="cluster-pause"),
     path("clusters/<str:name>/pin/", clusters.cluster_pin, name="cluster-pin"),
+    path("clusters/<str:name>/drift/", drift.cluster_drift, name="cluster-drift"),
+    path("clusters/<str:name>/drift/scan/", drift.cluster_drift_scan, name="cluster-drift-scan"),
+    path("clusters/<str:name>/drift/heal/", drift.cluster_drift_heal, name="cluster-drift-heal"),
+    path("clusters/<str:name>/drift/acknowledge/", drift.cluster_drift_acknowledge, name="cluster-drift-acknowledge"),
+    path("drift/", drift.drift_overview, name="drift"),
+    path("drift/scan/", drift.drift_scan_selector, name="drift-scan"),
     path("rollouts/", rollouts.rollout_list, name="rollouts"),
     path("rollouts/new/", rollout_new.rollout_new, name="rollout-new"),
     path("rollouts/<int:pk>/", rollouts.rollout_detail, name="rollout"),

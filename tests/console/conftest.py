@@ -16,6 +16,7 @@ from fleet.inventory.models import Channel, Cluster, Release
 from fleet.rollouts import services
 from fleet.rollouts.models import Rollout
 from tests.console.browser import chromium, flushable_audit, open_console  # noqa: F401 - fixtures
+from tests.drift.conftest import drift_world, queued  # noqa: F401 - fixtures of the drift world
 from tests.e2e.conftest import workers, world  # noqa: F401 - fixtures of the real fleet's world
 from tests.factories import ClusterFactory, UserFactory
 

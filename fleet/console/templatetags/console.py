@@ -18,11 +18,11 @@ register = template.Library()
 
 # A state's tone (its colour, for those who see it) and its mark (for those who do not).
 _TONES = {
-    "ok": ("✓", {"ready", "succeeded", "allowed", "clean", "intact"}),
+    "ok": ("✓", {"ready", "succeeded", "allowed", "clean", "intact", "in_sync", "healed"}),
     "run": ("▶", {"running", "baking", "aborting"}),
-    "wait": ("…", {"pending", "awaiting_approval", "unknown", "paused"}),
+    "wait": ("…", {"pending", "awaiting_approval", "unknown", "paused", "pending_prune"}),
     "bad": ("✗", {"failed", "error", "halted", "unreachable", "unauthorized", "blocked", "conflict", "denied",
-                  "broken"}),
+                  "broken", "drifted", "contested", "missing", "modified"}),
     "off": ("–", {"skipped", "cancelled", "aborted", "expired"}),
 }
 _TONE_OF = {state: (tone, mark) for tone, (mark, states) in _TONES.items() for state in states}

@@ -20,6 +20,7 @@ from fleet.console.access import requires
 from fleet.console.errors import SERVICE_ERRORS, message_of
 from fleet.console.forms import ClusterQuery, filter_errors, form_errors, given, paginate
 from fleet.console.views.overview import quiet_clusters
+from fleet.drift.models import ClusterDrift
 from fleet.gitops import services as gitops
 from fleet.inventory import services as inventory
 from fleet.inventory.api import ClusterFilter
@@ -87,6 +88,7 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
         "decisions": list(PolicyDecision.objects.filter(cluster_name=cluster.name)
                           .select_related("release__channel").order_by("-created_at", "-pk")[:RECENT]),
         "events": list(AuditEvent.objects.filter(cluster=cluster.name).order_by("-sequence")[:TRAIL]),
+        "drift": ClusterDrift.objects.filter(cluster=cluster).first(),
     }
     return render(request, "console/clusters/detail.html", context)
 

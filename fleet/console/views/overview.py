@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from fleet.console.access import requires
 from fleet.console.charts import bars
+from fleet.drift.choices import DriftState
+from fleet.drift.models import ClusterDrift
 from fleet.inventory.choices import ClusterStatus
 from fleet.inventory.models import Cluster
 from fleet.policy.models import PolicyDecision, Waiver
@@ -47,6 +49,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     spread = release_spread()
     denials = PolicyDecision.objects.filter(allowed=False, created_at__gte=now - DENIALS_WITHIN)
     quiet = quiet_clusters()
+    drift_states = dict(ClusterDrift.objects.order_by().values_list("state").annotate(n=Count("pk")))
+    unscanned = sum(statuses.values()) - sum(drift_states.values())  # no drift row yet: unknown
+    drift_states[DriftState.UNKNOWN] = drift_states.get(DriftState.UNKNOWN, 0) + unscanned
     context = {
         "total": sum(statuses.values()),
         "by_status": by_status,
@@ -63,5 +68,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "quiet": list(quiet.select_related("channel")
                       .order_by(F("last_contact_at").asc(nulls_first=True), "name")[:LISTED]),
         "quiet_minutes": int(QUIET_AFTER.total_seconds() // 60),
+        "drift_states": [(state, drift_states.get(state, 0)) for state in DriftState.values],
+        "drift_contested": ClusterDrift.objects.filter(contested_at__isnull=False).count(),
+        "drift_oldest": (ClusterDrift.objects.filter(state=DriftState.DRIFTED).select_related("cluster")
+                         .order_by("first_drift_observed_at").first()),
     }
     return render(request, "console/overview.html", context)
