@@ -16,7 +16,7 @@ from django.utils import timezone
 from fleet.accounts.roles import Role, role_of
 from fleet.audit.models import AuditArchive
 from fleet.audit.services import chain_head
-from fleet.reports import access, changes, compliance, delivery
+from fleet.reports import access, changes, compliance, delivery, drift
 from fleet.reports.document import Report, Table
 from fleet.reports.gitfacts import commit_times
 from fleet.reports.scope import ReportError, ReportScope, scope_from
@@ -73,6 +73,13 @@ KINDS: dict[str, Kind] = {
         "evidence that changes are tested and reversible.",
         Role.VIEWER, lambda scope, params: delivery.build(
             scope, commit_times, delivery.parse_group_by(params.get("group_by", "")))),
+    "drift": Kind(
+        "Drift report",
+        "Which clusters ran something other than git said in the period: each drifted object with the fields "
+        "that changed, the field manager that changed them, when, how long it stayed and whether it was "
+        "healed; heals asked for; clusters contested. Evidence that configuration is monitored and "
+        "unauthorised changes are found and reverted (PCI DSS 11.5.2, SOC 2 CC7.1, ISO 27001 A.8.9).",
+        Role.VIEWER, lambda scope, params: drift.build(scope)),
 }
 
 
