@@ -70,12 +70,23 @@ FLEET_AUDIT_CHECKPOINT_SECONDS = env.int("FLEET_AUDIT_CHECKPOINT_SECONDS", 3600,
 FLEET_AUDIT_VERIFY_WORKERS = env.int("FLEET_AUDIT_VERIFY_WORKERS", min(4, os.cpu_count() or 1), minimum=1)
 FLEET_AUDIT_KEEP_DAYS = env.int("FLEET_AUDIT_KEEP_DAYS", 0)  # 0: every event stays in the database
 FLEET_AUDIT_ARCHIVE_DIR: Path = env.path("FLEET_AUDIT_ARCHIVE_DIR", DATA_DIR / "audit-archive")
+# Cluster audit (API servers' own audit events): retention, partitions made ahead (PostgreSQL),
+# the largest batch the webhook may send, the largest request object kept, and the identities
+# that are Kubernetes' own components (fnmatch patterns), whose writes are not "outside GitOps".
+FLEET_CLUSTER_AUDIT_KEEP_DAYS = env.int("FLEET_CLUSTER_AUDIT_KEEP_DAYS", 90)  # 0: keep every event
+FLEET_CLUSTER_AUDIT_PARTITIONS_AHEAD = env.int("FLEET_CLUSTER_AUDIT_PARTITIONS_AHEAD", 7, minimum=1)
+FLEET_CLUSTER_AUDIT_MAX_BATCH_BYTES = env.int("FLEET_CLUSTER_AUDIT_MAX_BATCH_BYTES", 16 * 1024 * 1024, minimum=1024)
+FLEET_CLUSTER_AUDIT_MAX_OBJECT_BYTES = env.int("FLEET_CLUSTER_AUDIT_MAX_OBJECT_BYTES", 64 * 1024, minimum=0)
+FLEET_CLUSTER_AUDIT_SYSTEM_USERS: list[str] = env.list("FLEET_CLUSTER_AUDIT_SYSTEM_USERS", [
+    "system:kube-controller-manager", "system:kube-scheduler", "system:apiserver", "system:node:*",
+    "system:serviceaccount:kube-system:*"])
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
     "checkpoint-audit-chain": {"task": "audit.checkpoint", "schedule": float(FLEET_AUDIT_CHECKPOINT_SECONDS)},
     "archive-audit-events": {"task": "audit.archive", "schedule": 86400.0},
     "sweep-rollouts": {"task": "rollouts.sweep", "schedule": float(FLEET_ROLLOUT_SWEEP_SECONDS)},
     "probe-fleet": {"task": "inventory.probe_fleet", "schedule": 60.0},
+    "cluster-audit-maintain": {"task": "clusteraudit.maintain", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
@@ -143,6 +154,7 @@ INSTALLED_APPS = [
     "fleet.render",
     "fleet.api",
     "fleet.policy",
+    "fleet.clusteraudit",
     *(["fleet.dev"] if FLEET_DEV_TOOLS else []),
     "fleet.reports",
     "fleet.console",
