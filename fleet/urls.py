@@ -12,6 +12,8 @@ from rest_framework.routers import DefaultRouter
 from fleet.api.schema import DocsView, SchemaView
 from fleet.api.viewsets import READ_ROLES
 from fleet.audit.api import AuditEventViewSet
+from fleet.clusteraudit.api import (AuditSourceViewSet, EventListView, IngestView, OutsideGitOpsView, TopActorsView,
+                                    WritesView)
 from fleet.gitops.api import ClusterRepoViewSet, RepositoryCredentialViewSet
 from fleet.inventory.api import ChannelViewSet, ClusterViewSet, ReleaseViewSet
 from fleet.policy.api import EvaluateView, PolicyDecisionViewSet, PolicySetViewSet, WaiverViewSet
@@ -33,11 +35,18 @@ router.register("policy/waivers", WaiverViewSet)
 router.register("policy/decisions", PolicyDecisionViewSet)
 router.register("gitops", ClusterRepoViewSet, basename="gitops")
 router.register("repository-credentials", RepositoryCredentialViewSet)
+router.register("cluster-audit/sources", AuditSourceViewSet)
 router.APIRootView.required_roles = READ_ROLES
 
 api_urls = [
     path("policy/evaluate", EvaluateView.as_view(), name="policy-evaluate"),
     path("reports/<str:kind>/", ReportView.as_view(), name="report"),
+    # kube-apiserver's audit webhook: the cluster's ingest credential, not a user's (fleet/clusteraudit/api.py)
+    path("cluster-audit/ingest/<str:cluster>/", IngestView.as_view(), name="cluster-audit-ingest"),
+    path("cluster-audit/events/", EventListView.as_view(), name="cluster-audit-events"),
+    path("cluster-audit/outside-gitops/", OutsideGitOpsView.as_view(), name="cluster-audit-outside-gitops"),
+    path("cluster-audit/top-actors/", TopActorsView.as_view(), name="cluster-audit-top-actors"),
+    path("cluster-audit/writes/", WritesView.as_view(), name="cluster-audit-writes"),
     path("", include(router.urls)),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="schema"), name="docs"),

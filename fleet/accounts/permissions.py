@@ -49,6 +49,12 @@ OPERATION_ROLES: dict[str, Role] = {
     "rollouts_start_create": OPERATOR, "rollouts_pause_create": OPERATOR, "rollouts_resume_create": OPERATOR,
     "rollouts_abort_create": OPERATOR, "rollouts_rollback_create": OPERATOR, "rollouts_approve_create": ADMIN,
     **_crud("strategy_templates", VIEWER, ADMIN),
+    # API servers' audit events. Their ingest (kube-apiserver's webhook) is no user's operation: it
+    # takes only a cluster's ingest credential and is outside the schema (fleet/clusteraudit/api.py).
+    "cluster_audit_events_list": VIEWER, "cluster_audit_outside_gitops_list": VIEWER,
+    "cluster_audit_top_actors_list": VIEWER, "cluster_audit_writes_retrieve": VIEWER,
+    "cluster_audit_sources_list": VIEWER, "cluster_audit_sources_retrieve": VIEWER,
+    "cluster_audit_sources_rotate_create": ADMIN, "cluster_audit_sources_identity_create": ADMIN,
 }
 
 

@@ -14,6 +14,7 @@ and the next window's first event carries the count of the one before.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hmac
 import logging
@@ -24,9 +25,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from fleet.accounts.models import digest
+from fleet.accounts.roles import Role
 from fleet.audit import services as audit
+from fleet.clusteraudit import access
 from fleet.clusteraudit.errors import ClusterAuditError, IngestRefused, WrongCluster
 from fleet.clusteraudit.models import AuditSource, IngestRefusal
+from fleet.core import yaml
 from fleet.inventory.models import Cluster
 
 logger = logging.getLogger(__name__)
@@ -36,11 +40,14 @@ REFUSAL_WINDOW = datetime.timedelta(minutes=10)
 MAX_GRACE = datetime.timedelta(days=7)
 
 
-def issue(cluster: Cluster, *, grace: datetime.timedelta = datetime.timedelta(0)) -> tuple[AuditSource, str]:
-    """Issue ``cluster``'s first credential or rotate it; the plaintext, returned once.
+def issue(cluster: Cluster, *, grace: datetime.timedelta = datetime.timedelta(0),
+          user=None) -> tuple[AuditSource, str]:
+    """Issue ``cluster``'s first credential or rotate it (an admin's act); the plaintext,
+    returned once.
 
     ``grace``: how long the previous secret stays valid (0: revoked now, as after a leak).
     """
+    access.require(user, Role.ADMIN, "issuing a cluster's audit ingest credential")
     if not datetime.timedelta(0) <= grace <= MAX_GRACE:
         raise ClusterAuditError(f"the grace period must be between 0 and {MAX_GRACE.days} days",
                                 field="grace_seconds")
@@ -122,3 +129,18 @@ def note_refusal(cluster_name: str, remote_addr: str, reason: str, *, now: datet
 
 def prune_refusals(older_than: datetime.timedelta = datetime.timedelta(days=1)) -> int:
     return IngestRefusal.objects.filter(window_start__lt=timezone.now() - older_than).delete()[0]
+
+
+def webhook_kubeconfig(ingest_url: str, credential: str, *, ca_pem: str = "") -> str:
+    """The file kube-apiserver's ``--audit-webhook-config-file`` reads: a kubeconfig whose
+    cluster is Fleet's ingest URL for this cluster and whose user is its credential. Holds
+    the credential: write it 0600 on the API server's host."""
+    cluster: dict[str, str] = {"server": ingest_url}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem.encode()).decode()
+    return yaml.dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "fleet", "cluster": cluster}],
+        "users": [{"name": "fleet-audit-ingest", "user": {"token": credential}}],
+        "contexts": [{"name": "fleet", "context": {"cluster": "fleet", "user": "fleet-audit-ingest"}}],
+        "current-context": "fleet"})

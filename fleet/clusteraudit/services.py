@@ -18,8 +18,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from fleet.accounts.roles import Role
 from fleet.audit import services as audit
-from fleet.clusteraudit import partitions
+from fleet.clusteraudit import access, partitions
 from fleet.clusteraudit.classify import FleetIdentity, classify
 from fleet.clusteraudit.credentials import prune_refusals
 from fleet.clusteraudit.errors import ClusterAuditError
@@ -153,22 +154,24 @@ def import_file(cluster: Cluster, path: Path, *, progress: Callable[[int, int], 
 
 # -- Fleet's identity ------------------------------------------------------------------------
 
-def resolve_identity(cluster: Cluster) -> str:
+def resolve_identity(cluster: Cluster, *, user=None) -> str:
     """Ask the cluster who Fleet's credentials are (SelfSubjectReview, Kubernetes ≥ 1.28)
-    and record it; the username."""
+    and record it (an admin's act); the username."""
+    access.require(user, Role.ADMIN, "setting who Fleet is on a cluster")
     review = client_for(cluster).request(
         "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
         body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
     username = str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
     if not username:
         raise ClusterAuditError(f"cluster {cluster.name} did not say who Fleet's credentials are", code="identity")
-    set_identity(cluster, username, source="self-subject-review")
+    set_identity(cluster, username, source="self-subject-review", user=user)
     return username
 
 
-def set_identity(cluster: Cluster, username: str, *, source: str = "admin") -> AuditSource:
-    """Record who Fleet is on ``cluster`` (audited). Events already stored keep the
-    classification they were stored with."""
+def set_identity(cluster: Cluster, username: str, *, source: str = "admin", user=None) -> AuditSource:
+    """Record who Fleet is on ``cluster`` (an admin's act, audited). Events already stored
+    keep the classification they were stored with."""
+    access.require(user, Role.ADMIN, "setting who Fleet is on a cluster")
     source_row = AuditSource.objects.filter(cluster=cluster).first()
     if source_row is None:
         raise ClusterAuditError(f"cluster {cluster.name} has no audit source yet: issue its ingest credential first",
