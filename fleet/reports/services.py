@@ -16,7 +16,7 @@ from django.utils import timezone
 from fleet.accounts.roles import Role, role_of
 from fleet.audit.models import AuditArchive
 from fleet.audit.services import chain_head
-from fleet.reports import access, changes, compliance, delivery
+from fleet.reports import access, changes, clusteraudit, compliance, delivery
 from fleet.reports.document import Report, Table
 from fleet.reports.gitfacts import commit_times
 from fleet.reports.scope import ReportError, ReportScope, scope_from
@@ -73,6 +73,12 @@ KINDS: dict[str, Kind] = {
         "evidence that changes are tested and reversible.",
         Role.VIEWER, lambda scope, params: delivery.build(
             scope, commit_times, delivery.parse_group_by(params.get("group_by", "")))),
+    "outside-gitops": Kind(
+        "Changes outside GitOps",
+        "Every change made to the clusters in the period by someone other than Fleet and Kubernetes' own "
+        "components, from the API servers' audit events: who (and as whom), what, from where, with which "
+        "client. For change-control evidence (SOC 2 CC8.1, PCI DSS 6.5.1) and incident review.",
+        Role.VIEWER, lambda scope, params: clusteraudit.build(scope)),
 }
 
 

@@ -126,3 +126,17 @@ def test_the_cli_answers_the_same(fleet_events, capsys):
     call_command("cluster-audit", "top-actors", "--since", (T0 - MIN).isoformat(), "--until",
                  (T0 + 60 * MIN).isoformat())
     assert "carol@corp" in capsys.readouterr().out
+
+
+def test_the_outside_gitops_report(fleet_events, viewer):
+    response = viewer.get("/api/v1/reports/outside-gitops/", {"since": "2026-11-30", "until": "2026-12-01",
+                                                             "selector": "env=prod"})
+    assert response.status_code == 200
+    report = response.json()
+    assert report["summary"] == {"changes_outside_gitops": 3, "clusters": 1, "identities": 2}
+    assert [r["user"] for r in report["tables"]["changes"]["rows"]] == ["alice@corp", "bob@corp", "alice@corp"]
+    assert [(r["user"], r["outside_gitops"]) for r in report["tables"]["actors"]["rows"]] == [
+        ("alice@corp", 2), ("bob@corp", 1)]
+    csv = viewer.get("/api/v1/reports/outside-gitops/", {"since": "2026-11-30", "until": "2026-12-01",
+                                                        "format": "csv"})
+    assert csv.status_code == 200 and b"carol@corp" in csv.content
