@@ -28,7 +28,7 @@ from typing import Any
 
 from fleet.dev.localfleet import cluster as kube
 from fleet.dev.localfleet import pki
-from fleet.dev.localfleet.cluster import ClusterFiles, ClusterState, LocalCluster
+from fleet.dev.localfleet.cluster import AuditSink, ClusterFiles, ClusterState, LocalCluster
 from fleet.dev.localfleet.process import ProcessRecord, is_running, log_tail, rss_bytes, spawn, stop
 from fleet.toolchain.build import ensure_binaries
 
@@ -121,6 +121,34 @@ class LocalFleet:
             for state in started:
                 progress(f"{state.name}: ready at {state.server}")
             return [self._local_cluster(clusters[f"local-{i}"], ca.cert_pem) for i in range(1, count + 1)]
+
+    def enable_audit(self, name: str, sink: AuditSink | None, *, die_with_parent: bool = False) -> None:
+        """Make cluster ``name``'s API server send its audit events to ``sink`` (Fleet's ingest
+        endpoint), or stop it (``None``): its kube-apiserver restarts on the same port with
+        the audit flags, and keeps them across later restarts. Optional per cluster, so a
+        fleet whose clusters never call it runs as before. ``die_with_parent`` as for ``up``."""
+        with self._locked():
+            etcd, clusters = self._load()
+            state = clusters.get(name)
+            if state is None or etcd is None or not _all_running(state.processes):
+                raise LocalFleetError(f"{name} is not running: `up` it first")
+            ca = pki.ensure_ca(self.state_dir / "pki")
+            files = self._files(name)
+            state.audit = sink
+            if sink is not None:
+                kube.write_audit_files(files, sink)
+            old = next(p for p in state.processes if p.name == "kube-apiserver")
+            stop([old])
+            paths = ensure_binaries(("kube-apiserver",), progress=lambda _: None)
+            argv = kube.apiserver_argv(paths["kube-apiserver"], state, files, etcd.url)
+            new = spawn("kube-apiserver", argv, files.log("kube-apiserver"), die_with_parent=die_with_parent)
+            state.processes = [new if p is old else p for p in state.processes]
+            self._save(etcd, clusters)
+            self._wait([state], lambda s: None if kube.is_ready(s, ca.cert_pem) else "kube-apiserver")
+
+    def audit_log(self, name: str) -> Path:
+        """The API server's own copy of the audit events it sends (``--audit-log-path``)."""
+        return self._files(name).audit_log
 
     def clusters(self) -> list[LocalCluster]:
         """The recorded clusters, running or not, in name order."""
