@@ -6,7 +6,7 @@ and no package imports it.
 """
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from fleet.api.schema import DocsView, SchemaView
@@ -42,7 +42,8 @@ api_urls = [
     path("policy/evaluate", EvaluateView.as_view(), name="policy-evaluate"),
     path("reports/<str:kind>/", ReportView.as_view(), name="report"),
     # kube-apiserver's audit webhook: the cluster's ingest credential, not a user's (fleet/clusteraudit/api.py)
-    path("cluster-audit/ingest/<str:cluster>/", IngestView.as_view(), name="cluster-audit-ingest"),
+    # client-go drops the trailing slash of a kubeconfig's server URL, and a redirect would turn its POST into a GET
+    re_path(r"^cluster-audit/ingest/(?P<cluster>[^/]+)/?$", IngestView.as_view(), name="cluster-audit-ingest"),
     path("cluster-audit/events/", EventListView.as_view(), name="cluster-audit-events"),
     path("cluster-audit/outside-gitops/", OutsideGitOpsView.as_view(), name="cluster-audit-outside-gitops"),
     path("cluster-audit/top-actors/", TopActorsView.as_view(), name="cluster-audit-top-actors"),

@@ -11,6 +11,7 @@ does not grow with the table or the page number.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -28,6 +29,7 @@ from fleet.inventory.models import Cluster
 DEFAULT_PERIOD = datetime.timedelta(days=1)
 MAX_PERIOD = datetime.timedelta(days=366)
 MAX_LIST = 100  # values in one comma-separated filter
+_VERSIONED = re.compile(r"-v\d+(\.\d+)*$")
 
 
 def require_viewer(user) -> None:
@@ -195,8 +197,9 @@ def resource_of(kind: str) -> str:
 
 def tool_of(user_agent: str) -> str:
     """The client a user agent names (``kubectl`` of ``kubectl/v1.36.3 (linux/amd64) …``): what
-    the API server takes as the field manager of a write that names none."""
-    return user_agent.split("/", 1)[0].strip()
+    the API server takes as the field manager of a write that names none. client-go names the
+    program by its file, so a binary installed as ``kubectl-v1.36.3`` is kubectl too."""
+    return _VERSIONED.sub("", user_agent.split("/", 1)[0].strip())
 
 
 def manager_match(field_manager: str, event: ClusterAuditEvent) -> str | None:

@@ -54,7 +54,7 @@ def _labels(name: str) -> dict[str, str]:
     return {"ring": "canary", "env": "staging"} if name == "local-1" else {"ring": "main", "env": "prod"}
 
 
-def seed(count: int, author_name: str, say: Callable[[str], None] = print, *, audit_url: str = "") -> Rollout:
+def seed(count: int, author_name: str, say: Callable[[str], None] = print, *, audit_port: int = 0) -> Rollout:
     say("demo: building or reusing the local-fleet binaries (the first build takes 15-30 minutes)")
     ensure_binaries(progress=say)
     clusters = local_fleet().up(count, progress=say)
@@ -78,10 +78,12 @@ def seed(count: int, author_name: str, say: Callable[[str], None] = print, *, au
             testrepo.create_internal_repo(repos[cluster.name], primary=testrepo.PrimaryRepo(primary_path),
                                           at=heads["1.0"])
     registered = register(clusters, channel=channels["1.0"], repo_url=lambda name: str(repos[name]), labels=_labels)
-    if audit_url:
-        # Fleet may not be serving yet: the webhook retries each batch for ~2 minutes (30 s × 1.5ⁿ).
-        say(f"demo: the clusters send their audit events to {audit_url}")
-        send_audit_to(local_fleet(), registered, audit_url, namespaces=("platform", "default"),
+    if audit_port:
+        # The webhook sends its credential over https only: a TLS front (of the local CA) for the
+        # plain-HTTP server. Fleet may not serve yet: each batch is retried for ~4 minutes (30 s × 1.5ⁿ).
+        url, ca_pem = local_fleet().start_tls_front(audit_port)
+        say(f"demo: the clusters send their audit events to Fleet on port {audit_port} (through {url})")
+        send_audit_to(local_fleet(), registered, url, ca_pem=ca_pem, namespaces=("platform", "default"),
                       batch_max_wait="5s", initial_backoff="30s")
     import_policy_set("baseline", POLICIES, selector="env=prod", mode=Mode.WARN,
                       description="The shipped baseline library, warning only in the demo")

@@ -21,6 +21,7 @@ from django.utils import timezone
 from fleet.clusteraudit import queries
 from fleet.clusteraudit.models import AuditSource, ClusterAuditEvent
 from fleet.core.objects import ObjectRef
+from fleet.dev.localfleet import tlsproxy
 from fleet.dev.localfleet.cluster import VIEWER_USER, write_kubeconfig
 from fleet.dev.localfleet.fleet import LocalFleet
 from fleet.dev.localfleet.register import register, send_audit_to
@@ -62,7 +63,10 @@ def wait_for(query, what: str, timeout: float = 45.0):
         if found:
             return found
         time.sleep(0.5)
-    raise AssertionError(f"no {what} after {timeout:.0f}s")
+    from fleet.audit.models import AuditEvent
+
+    refusals = list(AuditEvent.objects.filter(action="clusteraudit.ingest.refused").values_list("metadata", flat=True))
+    raise AssertionError(f"no {what} after {timeout:.0f}s; ingest refusals: {refusals}")
 
 
 def post(url: str, token: str, body: dict) -> dict:
@@ -72,10 +76,14 @@ def post(url: str, token: str, body: dict) -> dict:
         return json.load(response)
 
 
-def test_who_edited_what_through_the_real_webhook(audit_fleet, live_server, tmp_path):
+def test_who_edited_what_through_the_real_webhook(audit_fleet, live_server, tmp_path, request):
     fleet, local = audit_fleet
     [cluster] = register([local], channel=ChannelFactory(), repo_url=lambda name: f"https://git.example.com/{name}.git")
-    issued = send_audit_to(fleet, [cluster], live_server.url, namespaces=("team",), batch_max_wait="1s",
+    cert, key, ca_pem = fleet.tls_front()  # client-go sends credentials to https servers only
+    front = tlsproxy.start(("127.0.0.1", int(live_server.url.rsplit(":", 1)[1])), cert, key)
+    request.addfinalizer(front.shutdown)
+    base = f"https://127.0.0.1:{front.port}"
+    issued = send_audit_to(fleet, [cluster], base, ca_pem=ca_pem, namespaces=("team",), batch_max_wait="1s",
                            initial_backoff="1s", die_with_parent=True)
     assert AuditSource.objects.get(cluster=cluster).fleet_username == "fleet-admin"  # asked of the cluster
     started = timezone.now() - datetime.timedelta(seconds=5)
@@ -93,7 +101,7 @@ def test_who_edited_what_through_the_real_webhook(audit_fleet, live_server, tmp_
         cluster=cluster, username=VIEWER_USER, verb="patch", resource="deployments", name="web")),
         "event of the edit")
     [edited] = by_viewer
-    assert edited.field_manager == "kubectl-edit" and edited.user_agent.startswith("kubectl/")
+    assert edited.field_manager == "kubectl-edit" and queries.tool_of(edited.user_agent) == "kubectl"
     assert edited.source_ips == ["127.0.0.1"] and edited.response_code == 200 and edited.outside_gitops
     assert edited.level == "RequestResponse" and edited.request_object  # a write in a managed namespace
 

@@ -81,6 +81,12 @@ def test_writes_to_matches_the_field_manager_to_the_user_agent(fleet_events):
     assert [w.event.verb for w in queries.writes_to(prod, cfg, T0 - MIN, T0 + 60 * MIN)] == ["delete"]
 
 
+def test_the_tool_of_a_user_agent():
+    assert queries.tool_of("kubectl/v1.36.3 (linux/amd64) kubernetes/abcdef0") == "kubectl"
+    assert queries.tool_of("kubectl-v1.36.3/v1.36.3 (linux/amd64) kubernetes/$Format") == "kubectl"
+    assert queries.tool_of("helm/3.16") == "helm" and queries.tool_of("") == ""
+
+
 def test_resource_of_guesses_as_kubernetes_does():
     assert [queries.resource_of(k) for k in ("Deployment", "Ingress", "NetworkPolicy", "Endpoints")] == [
         "deployments", "ingresses", "networkpolicies", "endpointses"]

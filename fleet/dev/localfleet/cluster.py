@@ -53,8 +53,9 @@ class AuditSink:
     (``cluster-audit import``, deduplicated) after an outage longer than the retries.
     """
 
-    url: str
+    url: str  # https: client-go sends a kubeconfig's credentials to https servers only
     token: str
+    ca_pem: str = ""  # of the URL's server certificate
     namespaces: tuple[str, ...] = ("default",)
     batch_max_wait: str = "1s"
     initial_backoff: str = "10s"
@@ -97,7 +98,8 @@ def write_audit_files(files: ClusterFiles, sink: AuditSink) -> None:
     _write_private(files.audit_policy, yaml.dump(audit_policy(sink.namespaces)))
     config = {
         "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "fleet", "cluster": {"server": sink.url}}],
+        "clusters": [{"name": "fleet", "cluster": {"server": sink.url, **({
+            "certificate-authority-data": base64.b64encode(sink.ca_pem.encode()).decode()} if sink.ca_pem else {})}}],
         "users": [{"name": "fleet-audit-ingest", "user": {"token": sink.token}}],
         "contexts": [{"name": "fleet", "context": {"cluster": "fleet", "user": "fleet-audit-ingest"}}],
         "current-context": "fleet",

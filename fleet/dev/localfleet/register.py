@@ -33,10 +33,11 @@ def register(clusters: Iterable[LocalCluster], *, channel: Channel, repo_url: Ca
     return registered
 
 
-def send_audit_to(fleet: LocalFleet, clusters: Iterable[Cluster], base_url: str, *,
+def send_audit_to(fleet: LocalFleet, clusters: Iterable[Cluster], base_url: str, *, ca_pem: str = "",
                   namespaces: tuple[str, ...] = ("default",), batch_max_wait: str = "1s",
                   initial_backoff: str = "10s", die_with_parent: bool = False) -> dict[str, str]:
-    """Make each cluster's API server send its audit events to the Fleet at ``base_url``:
+    """Make each cluster's API server send its audit events to the Fleet at ``base_url``
+    (https, its certificate signed by ``ca_pem``):
     issue (rotate) its ingest credential, restart its kube-apiserver with the webhook, and
     record who Fleet is there (asked of the cluster: a SelfSubjectReview). The credentials
     issued, by cluster name."""
@@ -44,7 +45,7 @@ def send_audit_to(fleet: LocalFleet, clusters: Iterable[Cluster], base_url: str,
     for cluster in clusters:
         _, credential = credentials.issue(cluster)
         url = f"{base_url.rstrip('/')}/api/v1/cluster-audit/ingest/{cluster.name}/"
-        fleet.enable_audit(cluster.name, AuditSink(url, credential, namespaces, batch_max_wait, initial_backoff),
+        fleet.enable_audit(cluster.name, AuditSink(url, credential, ca_pem, namespaces, batch_max_wait, initial_backoff),
                            die_with_parent=die_with_parent)
         clusteraudit.resolve_identity(cluster)
         issued[cluster.name] = credential

@@ -16,15 +16,14 @@ class Command(FleetCommand):
     def add_command_arguments(self, parser) -> None:
         parser.add_argument("--clusters", type=int, default=3, help="how many local clusters (default 3)")
         parser.add_argument("--author", default="admin", help="the user who authors the demo rollout")
-        parser.add_argument("--audit-url", default=f"http://{os.environ.get('FLEET_HOST', '127.0.0.1')}:"
-                                                    f"{os.environ.get('FLEET_PORT', '8000')}",
-                            help="the Fleet the clusters send their API-server audit events to "
-                                 "(default: where `make run` serves); empty: none")
+        parser.add_argument("--audit-port", type=int, default=int(os.environ.get("FLEET_PORT", "8000")),
+                            help="the port of the Fleet on this machine the clusters send their API-server "
+                                 "audit events to (default: where `make run` serves); 0: none")
 
     def handle(self, *args, **options) -> None:
         try:
             rollout = demo.seed(options["clusters"], options["author"], say=self.stdout.write,
-                                audit_url=options["audit_url"])
+                                audit_port=options["audit_port"])
         except (ToolchainError, LocalFleetError) as exc:
             raise self.fail(str(exc))
         self.stdout.write(self.style.SUCCESS(
