@@ -84,6 +84,16 @@ FLEET_DRIFT_CONTEST_MINUTES = env.int("FLEET_DRIFT_CONTEST_MINUTES", 10, minimum
 # Ignore and mode rules as code, loaded by `manage.py drift sync-rules` (they own the rules
 # marked source=code; the API edits the others).
 FLEET_DRIFT_RULES_FILE: Path = env.path("FLEET_DRIFT_RULES_FILE", BASE_DIR / "deploy" / "drift-rules.yaml")
+# Cluster audit (API servers' own audit events): retention, partitions made ahead (PostgreSQL),
+# the largest batch the webhook may send, the largest request object kept, and the identities
+# that are Kubernetes' own components (fnmatch patterns), whose writes are not "outside GitOps".
+FLEET_CLUSTER_AUDIT_KEEP_DAYS = env.int("FLEET_CLUSTER_AUDIT_KEEP_DAYS", 90)  # 0: keep every event
+FLEET_CLUSTER_AUDIT_PARTITIONS_AHEAD = env.int("FLEET_CLUSTER_AUDIT_PARTITIONS_AHEAD", 7, minimum=1)
+FLEET_CLUSTER_AUDIT_MAX_BATCH_BYTES = env.int("FLEET_CLUSTER_AUDIT_MAX_BATCH_BYTES", 16 * 1024 * 1024, minimum=1024)
+FLEET_CLUSTER_AUDIT_MAX_OBJECT_BYTES = env.int("FLEET_CLUSTER_AUDIT_MAX_OBJECT_BYTES", 64 * 1024, minimum=0)
+FLEET_CLUSTER_AUDIT_SYSTEM_USERS: list[str] = env.list("FLEET_CLUSTER_AUDIT_SYSTEM_USERS", [
+    "system:kube-controller-manager", "system:kube-scheduler", "system:apiserver", "system:node:*",
+    "system:serviceaccount:kube-system:*"])
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 3600.0},
     "checkpoint-audit-chain": {"task": "audit.checkpoint", "schedule": float(FLEET_AUDIT_CHECKPOINT_SECONDS)},
@@ -92,6 +102,7 @@ CELERY_BEAT_SCHEDULE = {
     "probe-fleet": {"task": "inventory.probe_fleet", "schedule": 60.0},
     "schedule-drift-scans": {"task": "drift.schedule", "schedule": float(FLEET_DRIFT_TICK_SECONDS)},
     "prune-drift-history": {"task": "drift.prune_history", "schedule": 86400.0},
+    "cluster-audit-maintain": {"task": "clusteraudit.maintain", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
@@ -160,6 +171,7 @@ INSTALLED_APPS = [
     "fleet.api",
     "fleet.policy",
     "fleet.drift",
+    "fleet.clusteraudit",
     *(["fleet.dev"] if FLEET_DEV_TOOLS else []),
     "fleet.reports",
     "fleet.console",

@@ -6,12 +6,20 @@ and no package imports it.
 """
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from fleet.api.schema import DocsView, SchemaView
 from fleet.api.viewsets import READ_ROLES
 from fleet.audit.api import AuditEventViewSet
+from fleet.clusteraudit.api import (
+                                    AuditSourceViewSet,
+                                    EventListView,
+                                    IngestView,
+                                    OutsideGitOpsView,
+                                    TopActorsView,
+                                    WritesView,
+)
 from fleet.drift.api import ClusterDriftViewSet, IgnoreRuleViewSet, ModeRuleViewSet, SelectorScanView, SummaryView
 from fleet.gitops.api import ClusterRepoViewSet, RepositoryCredentialViewSet
 from fleet.inventory.api import ChannelViewSet, ClusterViewSet, ReleaseViewSet
@@ -37,6 +45,7 @@ router.register("repository-credentials", RepositoryCredentialViewSet)
 router.register("drift/clusters", ClusterDriftViewSet, basename="drift-cluster")
 router.register("drift/ignore-rules", IgnoreRuleViewSet)
 router.register("drift/mode-rules", ModeRuleViewSet)
+router.register("cluster-audit/sources", AuditSourceViewSet)
 router.APIRootView.required_roles = READ_ROLES
 
 api_urls = [
@@ -44,6 +53,13 @@ api_urls = [
     path("reports/<str:kind>/", ReportView.as_view(), name="report"),
     path("drift/", SummaryView.as_view(), name="drift-summary"),
     path("drift/scan/", SelectorScanView.as_view(), name="drift-scan"),
+    # kube-apiserver's audit webhook: the cluster's ingest credential, not a user's (fleet/clusteraudit/api.py)
+    # client-go drops the trailing slash of a kubeconfig's server URL, and a redirect would turn its POST into a GET
+    re_path(r"^cluster-audit/ingest/(?P<cluster>[^/]+)/?$", IngestView.as_view(), name="cluster-audit-ingest"),
+    path("cluster-audit/events/", EventListView.as_view(), name="cluster-audit-events"),
+    path("cluster-audit/outside-gitops/", OutsideGitOpsView.as_view(), name="cluster-audit-outside-gitops"),
+    path("cluster-audit/top-actors/", TopActorsView.as_view(), name="cluster-audit-top-actors"),
+    path("cluster-audit/writes/", WritesView.as_view(), name="cluster-audit-writes"),
     path("", include(router.urls)),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="schema"), name="docs"),

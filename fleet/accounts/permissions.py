@@ -55,6 +55,12 @@ OPERATION_ROLES: dict[str, Role] = {
     "drift_clusters_scan_create": OPERATOR, "drift_clusters_heal_create": OPERATOR,
     "drift_clusters_acknowledge_create": OPERATOR,
     **_crud("drift_ignore_rules", VIEWER, ADMIN), **_crud("drift_mode_rules", VIEWER, ADMIN),
+    # API servers' audit events. Their ingest (kube-apiserver's webhook) is no user's operation: it
+    # takes only a cluster's ingest credential and is outside the schema (fleet/clusteraudit/api.py).
+    "cluster_audit_events_list": VIEWER, "cluster_audit_outside_gitops_list": VIEWER,
+    "cluster_audit_top_actors_list": VIEWER, "cluster_audit_writes_retrieve": VIEWER,
+    "cluster_audit_sources_list": VIEWER, "cluster_audit_sources_retrieve": VIEWER,
+    "cluster_audit_sources_rotate_create": ADMIN, "cluster_audit_sources_identity_create": ADMIN,
 }
 
 

@@ -61,6 +61,15 @@ HTTP_STATUS: dict[str, int] = {
     "report.*": 400,
     "report.forbidden": 403,
     "report.unknown": 404,
+    # API servers' audit events: bad events, filters and files are the sender's; the ingest
+    # credential answers 401 (none or wrong) or 403 (another cluster's).
+    "clusteraudit.*": 400,
+    "clusteraudit.unknown-cluster": 404,
+    "clusteraudit.unauthenticated": 401,
+    "clusteraudit.wrong-cluster": 403,
+    "clusteraudit.too-large": 413,
+    "clusteraudit.length-required": 411,
+    "clusteraudit.identity": 502,
 }
 
 

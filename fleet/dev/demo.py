@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from fleet.audit import services as audit
 from fleet.dev import testrepo
 from fleet.dev.localfleet.fleet import LocalFleet
-from fleet.dev.localfleet.register import register
+from fleet.dev.localfleet.register import register, send_audit_to
 from fleet.gitops.git import Git
 from fleet.inventory.models import Channel, Release
 from fleet.policy.choices import Mode
@@ -54,7 +54,7 @@ def _labels(name: str) -> dict[str, str]:
     return {"ring": "canary", "env": "staging"} if name == "local-1" else {"ring": "main", "env": "prod"}
 
 
-def seed(count: int, author_name: str, say: Callable[[str], None] = print) -> Rollout:
+def seed(count: int, author_name: str, say: Callable[[str], None] = print, *, audit_port: int = 0) -> Rollout:
     say("demo: building or reusing the local-fleet binaries (the first build takes 15-30 minutes)")
     ensure_binaries(progress=say)
     clusters = local_fleet().up(count, progress=say)
@@ -77,7 +77,14 @@ def seed(count: int, author_name: str, say: Callable[[str], None] = print) -> Ro
         if not repos[cluster.name].exists():
             testrepo.create_internal_repo(repos[cluster.name], primary=testrepo.PrimaryRepo(primary_path),
                                           at=heads["1.0"])
-    register(clusters, channel=channels["1.0"], repo_url=lambda name: str(repos[name]), labels=_labels)
+    registered = register(clusters, channel=channels["1.0"], repo_url=lambda name: str(repos[name]), labels=_labels)
+    if audit_port:
+        # The webhook sends its credential over https only: a TLS front (of the local CA) for the
+        # plain-HTTP server. Fleet may not serve yet: each batch is retried for ~4 minutes (30 s × 1.5ⁿ).
+        url, ca_pem = local_fleet().start_tls_front(audit_port)
+        say(f"demo: the clusters send their audit events to Fleet on port {audit_port} (through {url})")
+        send_audit_to(local_fleet(), registered, url, ca_pem=ca_pem, namespaces=("platform", "default"),
+                      batch_max_wait="5s", initial_backoff="30s")
     import_policy_set("baseline", POLICIES, selector="env=prod", mode=Mode.WARN,
                       description="The shipped baseline library, warning only in the demo")
     if not StrategyTemplate.objects.filter(name="canary-then-rest").exists():

@@ -16,7 +16,7 @@ from django.utils import timezone
 from fleet.accounts.roles import Role, role_of
 from fleet.audit.models import AuditArchive
 from fleet.audit.services import chain_head
-from fleet.reports import access, changes, compliance, delivery, drift
+from fleet.reports import access, changes, clusteraudit, compliance, delivery, drift
 from fleet.reports.document import Report, Table
 from fleet.reports.gitfacts import commit_times
 from fleet.reports.scope import ReportError, ReportScope, scope_from
@@ -80,6 +80,12 @@ KINDS: dict[str, Kind] = {
         "healed; heals asked for; clusters contested. Evidence that configuration is monitored and "
         "unauthorised changes are found and reverted (PCI DSS 11.5.2, SOC 2 CC7.1, ISO 27001 A.8.9).",
         Role.VIEWER, lambda scope, params: drift.build(scope)),
+    "outside-gitops": Kind(
+        "Changes outside GitOps",
+        "Every change made to the clusters in the period by someone other than Fleet and Kubernetes' own "
+        "components, from the API servers' audit events: who (and as whom), what, from where, with which "
+        "client. For change-control evidence (SOC 2 CC8.1, PCI DSS 6.5.1) and incident review.",
+        Role.VIEWER, lambda scope, params: clusteraudit.build(scope)),
 }
 
 

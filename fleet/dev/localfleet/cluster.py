@@ -42,6 +42,84 @@ class LocalCluster:
     kubeconfig_path: Path
 
 
+@dataclass(frozen=True)
+class AuditSink:
+    """Where a cluster's API server sends its audit events (Fleet's ingest endpoint for it),
+    with which credential, and which namespaces' writes it records in full.
+
+    Batches leave after ``batch_max_wait`` (kube-apiserver's default is 30 s; tests want 1 s);
+    a failed batch is retried 5 times, ``initial_backoff`` × 1.5ⁿ apart, then dropped, so the
+    events are also written to ``audit.log`` in the cluster's directory: the copy to import
+    (``cluster-audit import``, deduplicated) after an outage longer than the retries.
+    """
+
+    url: str  # https: client-go sends a kubeconfig's credentials to https servers only
+    token: str
+    ca_pem: str = ""  # of the URL's server certificate
+    namespaces: tuple[str, ...] = ("default",)
+    batch_max_wait: str = "1s"
+    initial_backoff: str = "10s"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**vars(self), "namespaces": list(self.namespaces)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuditSink:
+        return cls(**{**data, "namespaces": tuple(data["namespaces"])})
+
+
+WRITES = ["create", "update", "patch", "delete", "deletecollection"]
+
+
+def audit_policy(namespaces: tuple[str, ...]) -> dict[str, Any]:
+    """Metadata for reads, RequestResponse for writes in ``namespaces``, Metadata for other
+    writes, never a Secret's contents (nor tokens, which reviews carry); leases and events,
+    which components write every few seconds, not at all. The first matching rule wins."""
+    return {
+        "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+        # ResponseComplete says all RequestReceived does, and more.
+        "omitStages": ["RequestReceived"],
+        "rules": [
+            {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]},
+                                            {"group": "", "resources": ["events"]},
+                                            {"group": "events.k8s.io", "resources": ["events"]}]},
+            {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*", "/version"]},
+            {"level": "Metadata", "resources": [
+                {"group": "", "resources": ["secrets", "serviceaccounts/token"]},
+                {"group": "authentication.k8s.io", "resources": ["tokenreviews", "selfsubjectreviews"]}]},
+            {"level": "RequestResponse", "verbs": WRITES, "namespaces": list(namespaces)},
+            {"level": "Metadata", "verbs": WRITES},
+            {"level": "Metadata"},
+        ],
+    }
+
+
+def write_audit_files(files: ClusterFiles, sink: AuditSink) -> None:
+    _write_private(files.audit_policy, yaml.dump(audit_policy(sink.namespaces)))
+    config = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "fleet", "cluster": {"server": sink.url, **({
+            "certificate-authority-data": base64.b64encode(sink.ca_pem.encode()).decode()} if sink.ca_pem else {})}}],
+        "users": [{"name": "fleet-audit-ingest", "user": {"token": sink.token}}],
+        "contexts": [{"name": "fleet", "context": {"cluster": "fleet", "user": "fleet-audit-ingest"}}],
+        "current-context": "fleet",
+    }
+    _write_private(files.audit_webhook, yaml.dump(config))
+
+
+def audit_argv(files: ClusterFiles, sink: AuditSink) -> list[str]:
+    return [
+        f"--audit-policy-file={files.audit_policy}",
+        f"--audit-webhook-config-file={files.audit_webhook}",
+        "--audit-webhook-mode=batch",
+        f"--audit-webhook-batch-max-wait={sink.batch_max_wait}",
+        f"--audit-webhook-initial-backoff={sink.initial_backoff}",
+        f"--audit-log-path={files.audit_log}",
+        "--audit-log-maxsize=100",
+        "--audit-log-maxbackup=3",
+    ]
+
+
 @dataclass
 class ClusterState:
     """The persisted part of a cluster (one entry of the fleet's state file)."""
@@ -53,19 +131,22 @@ class ClusterState:
     viewer_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     components_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: list[ProcessRecord] = field(default_factory=list)
+    audit: AuditSink | None = None  # sends its audit events to Fleet (LocalFleet.enable_audit)
 
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in vars(self).items() if k != "processes"}
-        return {**data, "processes": [p.to_json() for p in self.processes]}
+        data = {k: v for k, v in vars(self).items() if k not in ("processes", "audit")}
+        return {**data, "processes": [p.to_json() for p in self.processes],
+                "audit": self.audit.to_json() if self.audit else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterState:
         processes = [ProcessRecord.from_json(p) for p in data.get("processes", [])]
-        return cls(**{**data, "processes": processes})
+        audit = AuditSink.from_json(data["audit"]) if data.get("audit") else None
+        return cls(**{**data, "processes": processes, "audit": audit})
 
 
 @dataclass(frozen=True)
@@ -81,6 +162,9 @@ class ClusterFiles:
     tokens = property(lambda self: self.root / "tokens.csv")
     kubeconfig = property(lambda self: self.root / "kubeconfig")
     components_kubeconfig = property(lambda self: self.root / "components.kubeconfig")
+    audit_policy = property(lambda self: self.root / "audit-policy.yaml")
+    audit_webhook = property(lambda self: self.root / "audit-webhook.kubeconfig")
+    audit_log = property(lambda self: self.root / "logs" / "audit.log")
 
     def log(self, component: str) -> Path:
         return self.root / "logs" / f"{component}.log"
@@ -162,6 +246,7 @@ def apiserver_argv(binary: Path, state: ClusterState, files: ClusterFiles, etcd_
         "--enable-priority-and-fairness=false",
         "--profiling=false",
         "--allow-privileged=true",
+        *(audit_argv(files, state.audit) if state.audit else []),
     ]
 
 

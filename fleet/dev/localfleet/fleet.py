@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from typing import Any
 
 from fleet.dev.localfleet import cluster as kube
 from fleet.dev.localfleet import pki
-from fleet.dev.localfleet.cluster import ClusterFiles, ClusterState, LocalCluster
+from fleet.dev.localfleet.cluster import AuditSink, ClusterFiles, ClusterState, LocalCluster
 from fleet.dev.localfleet.process import ProcessRecord, is_running, log_tail, rss_bytes, spawn, stop
 from fleet.toolchain.build import ensure_binaries
 
@@ -122,6 +123,62 @@ class LocalFleet:
                 progress(f"{state.name}: ready at {state.server}")
             return [self._local_cluster(clusters[f"local-{i}"], ca.cert_pem) for i in range(1, count + 1)]
 
+    def enable_audit(self, name: str, sink: AuditSink | None, *, die_with_parent: bool = False) -> None:
+        """Make cluster ``name``'s API server send its audit events to ``sink`` (Fleet's ingest
+        endpoint), or stop it (``None``): its kube-apiserver restarts on the same port with
+        the audit flags, and keeps them across later restarts. Optional per cluster, so a
+        fleet whose clusters never call it runs as before. ``die_with_parent`` as for ``up``."""
+        with self._locked():
+            etcd, clusters = self._load()
+            state = clusters.get(name)
+            if state is None or etcd is None or not _all_running(state.processes):
+                raise LocalFleetError(f"{name} is not running: `up` it first")
+            ca = pki.ensure_ca(self.state_dir / "pki")
+            files = self._files(name)
+            state.audit = sink
+            if sink is not None:
+                kube.write_audit_files(files, sink)
+            old = next(p for p in state.processes if p.name == "kube-apiserver")
+            stop([old])
+            paths = ensure_binaries(("kube-apiserver",), progress=lambda _: None)
+            argv = kube.apiserver_argv(paths["kube-apiserver"], state, files, etcd.url)
+            new = spawn("kube-apiserver", argv, files.log("kube-apiserver"), die_with_parent=die_with_parent)
+            state.processes = [new if p is old else p for p in state.processes]
+            self._save(etcd, clusters)
+            self._wait([state], lambda s: None if kube.is_ready(s, ca.cert_pem) else "kube-apiserver")
+
+    def tls_front(self) -> tuple[Path, Path, str]:
+        """A serving certificate and key of the fleet's CA for a TLS front of Fleet
+        (``tlsproxy``), and that CA: what an audit webhook needs to reach a plain-HTTP Fleet."""
+        ca = pki.ensure_ca(self.state_dir / "pki")
+        directory = self.state_dir / "audit-proxy"
+        directory.mkdir(parents=True, exist_ok=True)
+        cert, key = directory / "proxy.crt", directory / "proxy.key"
+        if not (cert.is_file() and key.is_file()):
+            pki.issue_serving_cert(ca, "fleet-audit-proxy", cert, key)
+        return cert, key, ca.cert_pem
+
+    def start_tls_front(self, target_port: int) -> tuple[str, str]:
+        """Run a TLS proxy to the Fleet serving plain HTTP on ``target_port`` (the demo's),
+        as a process ``down`` stops; its https URL and the CA of its certificate."""
+        cert, key, ca_pem = self.tls_front()
+        record_file = self.state_dir / "audit-proxy" / "process.json"
+        if record_file.is_file():
+            data = json.loads(record_file.read_text())
+            if is_running(ProcessRecord.from_json(data["process"])) and data["target"] == target_port:
+                return f"https://127.0.0.1:{data['port']}", ca_pem
+            stop([ProcessRecord.from_json(data["process"])])
+        [port] = _free_ports(1)
+        argv = [sys.executable, "-m", "fleet.dev.localfleet.tlsproxy", f"--port={port}",
+                f"--to=127.0.0.1:{target_port}", f"--cert={cert}", f"--key={key}"]
+        record = spawn("audit-proxy", argv, self.state_dir / "logs" / "audit-proxy.log", die_with_parent=False)
+        record_file.write_text(json.dumps({"port": port, "target": target_port, "process": record.to_json()}))
+        return f"https://127.0.0.1:{port}", ca_pem
+
+    def audit_log(self, name: str) -> Path:
+        """The API server's own copy of the audit events it sends (``--audit-log-path``)."""
+        return self._files(name).audit_log
+
     def clusters(self) -> list[LocalCluster]:
         """The recorded clusters, running or not, in name order."""
         _, clusters = self._load()
@@ -160,6 +217,10 @@ class LocalFleet:
         with self._locked():
             etcd, clusters = self._load()
             stop([p for state in clusters.values() for p in state.processes])
+            proxy = self.state_dir / "audit-proxy" / "process.json"
+            if proxy.is_file():
+                stop([ProcessRecord.from_json(json.loads(proxy.read_text())["process"])])
+                proxy.unlink()
             if etcd is not None:
                 stop(etcd.processes)
             for state in clusters.values():

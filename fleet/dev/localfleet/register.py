@@ -1,4 +1,5 @@
-"""Register a local fleet's clusters in the inventory (the demo and end-to-end tests).
+"""Register a local fleet's clusters in the inventory (the demo and end-to-end tests), and
+make them send their audit events to Fleet.
 
 Kept apart from the rest of the package, which must work without Django.
 """
@@ -7,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from fleet.dev.localfleet.cluster import LocalCluster
+from fleet.clusteraudit import credentials
+from fleet.clusteraudit import services as clusteraudit
+from fleet.dev.localfleet.cluster import AuditSink, LocalCluster
+from fleet.dev.localfleet.fleet import LocalFleet
 from fleet.inventory import services
 from fleet.inventory.credentials import ClusterCredentials
 from fleet.inventory.models import Channel, Cluster
@@ -27,3 +31,22 @@ def register(clusters: Iterable[LocalCluster], *, channel: Channel, repo_url: Ca
         else:
             registered.append(services.update_cluster(existing, fields, credentials))
     return registered
+
+
+def send_audit_to(fleet: LocalFleet, clusters: Iterable[Cluster], base_url: str, *, ca_pem: str = "",
+                  namespaces: tuple[str, ...] = ("default",), batch_max_wait: str = "1s",
+                  initial_backoff: str = "10s", die_with_parent: bool = False) -> dict[str, str]:
+    """Make each cluster's API server send its audit events to the Fleet at ``base_url``
+    (https, its certificate signed by ``ca_pem``):
+    issue (rotate) its ingest credential, restart its kube-apiserver with the webhook, and
+    record who Fleet is there (asked of the cluster: a SelfSubjectReview). The credentials
+    issued, by cluster name."""
+    issued = {}
+    for cluster in clusters:
+        _, credential = credentials.issue(cluster)
+        url = f"{base_url.rstrip('/')}/api/v1/cluster-audit/ingest/{cluster.name}/"
+        fleet.enable_audit(cluster.name, AuditSink(url, credential, ca_pem, namespaces, batch_max_wait, initial_backoff),
+                           die_with_parent=die_with_parent)
+        clusteraudit.resolve_identity(cluster)
+        issued[cluster.name] = credential
+    return issued

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fleet.core.commands import FleetCommand
 from fleet.dev import demo
 from fleet.dev.localfleet.fleet import LocalFleetError
@@ -14,10 +16,14 @@ class Command(FleetCommand):
     def add_command_arguments(self, parser) -> None:
         parser.add_argument("--clusters", type=int, default=3, help="how many local clusters (default 3)")
         parser.add_argument("--author", default="admin", help="the user who authors the demo rollout")
+        parser.add_argument("--audit-port", type=int, default=int(os.environ.get("FLEET_PORT", "8000")),
+                            help="the port of the Fleet on this machine the clusters send their API-server "
+                                 "audit events to (default: where `make run` serves); 0: none")
 
     def handle(self, *args, **options) -> None:
         try:
-            rollout = demo.seed(options["clusters"], options["author"], say=self.stdout.write)
+            rollout = demo.seed(options["clusters"], options["author"], say=self.stdout.write,
+                                audit_port=options["audit_port"])
         except (ToolchainError, LocalFleetError) as exc:
             raise self.fail(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(
