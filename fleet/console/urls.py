@@ -3,7 +3,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from fleet.console.views import audit, clusters, drift, overview, policies, releases, rollout_new, rollouts
+from fleet.console.views import (
+    audit,
+    clusteraudit,
+    clusters,
+    drift,
+    overview,
+    policies,
+    releases,
+    rollout_new,
+    rollouts,
+)
 
 app_name = "console"
 
@@ -34,5 +44,6 @@ urlpatterns = [
     path("policies/check/", policies.policy_check, name="policy-check"),
     path("audit/", audit.audit_list, name="audit"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
+    path("cluster-audit/", clusteraudit.cluster_audit, name="cluster-audit"),
     path("releases/", releases.release_index, name="releases"),
 ]

@@ -30,9 +30,11 @@ from fleet.drift.choices import SEVERITY, DriftState as S, Mode, Trigger
 from fleet.drift.desired import forget_older_than
 from fleet.drift.errors import DriftError
 from fleet.drift.models import ClusterDrift, DriftedResource, DriftScan, HealAttempt, IgnoreRule, ModeRule
+from fleet.drift.writers import writers
 from fleet.inventory.models import Cluster
 from fleet.rollouts.deployed import deployed_on
 
+JOINED = 50  # drifted objects of a cluster's detail linked to the API-server audit events that wrote them
 SUMMARY_CLUSTERS = 100  # clusters listed in the summary's detail; the totals count them all
 TOP = 10
 
@@ -243,7 +245,8 @@ def cluster_detail(cluster: Cluster, *, resources_limit: int = 500) -> dict[str,
         "acknowledged_at": drift.acknowledged_at, "acknowledged_by": drift.acknowledged_by,
         "heal": {"failures": drift.heal_failures, "retry_at": drift.heal_retry_at,
                  "rollout": drift.heal_rollout_id},
-        "resources": [resource_dict(row) for row in rows],
+        "resources": [{**resource_dict(row), "written_by": [w.as_dict() for w in writers(row, cluster)]
+                       if index < JOINED else None} for index, row in enumerate(rows)],
         "resources_total": drift.resources.filter(resolved_at=None).count(),
         "scans": list(DriftScan.objects.filter(cluster=cluster)[:10].values(
             "started_at", "trigger", "state", "reason", "seconds", "requests", "desired_cached", "counts")),

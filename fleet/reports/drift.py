@@ -15,8 +15,11 @@ from typing import Any
 from django.db.models import Q
 
 from fleet.drift.models import ClusterDrift, DriftedResource, HealAttempt
+from fleet.drift.writers import writers
 from fleet.reports.document import Table, iso, seconds_between
 from fleet.reports.scope import ReportScope
+
+JOINED = 2000  # episodes linked to the API-server audit events that wrote them (one query each)
 
 
 def build(scope: ReportScope) -> tuple[dict[str, Any], list[Table]]:
@@ -28,21 +31,25 @@ def build(scope: ReportScope) -> tuple[dict[str, Any], list[Table]]:
                     .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=scope.since))
                     .order_by("first_observed_at", "pk"))
     objects = Table("episodes", "Drifted objects in the period",
-                    ["cluster", "object", "drift", "fields", "changed_by", "changed_at", "first_observed_at",
-                     "resolved_at", "open_at_end", "seconds_open"],
+                    ["cluster", "object", "drift", "fields", "changed_by", "written_by", "changed_at",
+                     "first_observed_at", "resolved_at", "open_at_end", "seconds_open"],
                     note="One row per object and drift window. changed_by is the field manager that owns the "
-                         "first changed field, from the live managedFields; Secret values are never shown.")
+                         "first changed field, from the live managedFields; written_by the write the cluster's "
+                         "API server recorded for it (user, client, source address), where the cluster sends its "
+                         "audit events. Secret values are never shown.")
     resolve_times: list[float] = []
     managers: Counter[str] = Counter()
-    for row in episodes:
+    for index, row in enumerate(episodes):
         cluster = by_id[drifts[row.drift_id].cluster_id]
+        wrote = writers(row, cluster) if index < JOINED else []
         resolved = row.resolved_at if row.resolved_at and row.resolved_at < scope.until else None
         seconds = seconds_between(row.first_observed_at, resolved or scope.until)
         if resolved:
             resolve_times.append(seconds)
         managers[row.manager or "(unknown)"] += 1
         objects.rows.append([cluster.name, str(row.ref), row.state, [c.get("path", "") for c in row.changes],
-                             row.manager, iso(row.changed_at), iso(row.first_observed_at), iso(resolved),
+                             row.manager, wrote[0].describe() if wrote else "", iso(row.changed_at),
+                             iso(row.first_observed_at), iso(resolved),
                              resolved is None, seconds])
     heals = Table("heals", "Heals asked for in the period",
                   ["cluster", "requested_at", "automatic", "requested_by", "rollout", "objects"])
@@ -73,7 +80,7 @@ def build(scope: ReportScope) -> tuple[dict[str, Any], list[Table]]:
         "clusters_drifted_in_period": len({row[0] for row in objects.rows}),
         "drifted_objects": len(objects.rows),
         "resolved_in_period": len(resolve_times),
-        "open_at_end": sum(1 for row in objects.rows if row[8]),
+        "open_at_end": sum(1 for row in objects.rows if row[9]),
         "median_seconds_to_resolve": round(statistics.median(resolve_times), 1) if resolve_times else None,
         "heals": len(heals.rows),
         "contested_now": sum(1 for d in drifts.values() if d.contested_at),

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from fleet.clusteraudit.models import AuditSource
 from fleet.console.access import requires
 from fleet.console.errors import SERVICE_ERRORS, message_of
 from fleet.drift import services as drift
@@ -68,6 +69,7 @@ def cluster_drift(request: HttpRequest, name: str) -> HttpResponse:
     cluster = get_object_or_404(Cluster.objects.select_related("channel"), name=name)
     return render(request, "console/drift/cluster.html", {
         "cluster": cluster, "detail": drift.cluster_detail(cluster),
+        "audit_sources": AuditSource.objects.filter(cluster=cluster).exists(),
         "diff": diff_lines(drift.unified_diff(cluster))})
 
 
