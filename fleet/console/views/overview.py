@@ -49,7 +49,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     spread = release_spread()
     denials = PolicyDecision.objects.filter(allowed=False, created_at__gte=now - DENIALS_WITHIN)
     quiet = quiet_clusters()
-    drift_states = dict(ClusterDrift.objects.order_by().values_list("state").annotate(n=Count("pk")))
+    drift_rows = list(ClusterDrift.objects.order_by().values_list("state").annotate(
+        n=Count("pk"), contested=Count("pk", filter=Q(contested_at__isnull=False))))
+    drift_states = {state: n for state, n, _ in drift_rows}
     unscanned = sum(statuses.values()) - sum(drift_states.values())  # no drift row yet: unknown
     drift_states[DriftState.UNKNOWN] = drift_states.get(DriftState.UNKNOWN, 0) + unscanned
     context = {
@@ -69,7 +71,7 @@ def overview(request: HttpRequest) -> HttpResponse:
                       .order_by(F("last_contact_at").asc(nulls_first=True), "name")[:LISTED]),
         "quiet_minutes": int(QUIET_AFTER.total_seconds() // 60),
         "drift_states": [(state, drift_states.get(state, 0)) for state in DriftState.values],
-        "drift_contested": ClusterDrift.objects.filter(contested_at__isnull=False).count(),
+        "drift_contested": sum(contested for _, _, contested in drift_rows),
         "drift_oldest": (ClusterDrift.objects.filter(state=DriftState.DRIFTED).select_related("cluster")
                          .order_by("first_drift_observed_at").first()),
     }
