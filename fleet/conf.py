@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 T = TypeVar("T")
@@ -112,7 +113,8 @@ class Env:
     def broker(self, name: str, default: str) -> str:
         def parse(raw: str) -> str:
             scheme = urlsplit(raw).scheme
-            if scheme not in {"redis", "rediss", "amqp", "amqps", "filesystem", "memory", "sqla+sqlite", "sqla+postgresql"}:
+            if scheme not in {"redis", "rediss", "amqp", "amqps", "filesystem", "memory", "sqla+sqlite",
+                              "sqla+postgresql"}:
                 raise ValueError(f"unsupported scheme {scheme!r}")
             return raw
 

@@ -23,9 +23,9 @@ def _keys(paths: list[str]) -> dict[str, Ed25519PublicKey]:
         try:
             key = load_public_key(Path(path).read_text())
         except OSError as exc:
-            raise SystemExit(_usage(f"cannot read key {path}: {exc.strerror}"))
+            raise SystemExit(_usage(f"cannot read key {path}: {exc.strerror}")) from None
         except (BadKey, UnicodeDecodeError) as exc:
-            raise SystemExit(_usage(f"{path}: {exc}"))
+            raise SystemExit(_usage(f"{path}: {exc}")) from None
         keys[key_id(key)] = key
     return keys
 

@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap-venv.sh dev
+echo "== lint (ruff check: pycodestyle, pyflakes, import order, pyupgrade, bugbear)"
+.venv/bin/ruff check .
 eval "$(scripts/services.sh up)"
 .venv/bin/python -m fleet.toolchain
 

@@ -15,9 +15,8 @@ from rest_framework.test import APIClient
 
 from fleet.accounts.models import ApiToken
 from fleet.accounts.roles import Role
-from tests.factories import UserFactory
 from tests.dev.fixtures import *  # noqa: F401,F403 - the session's real local fleet
-
+from tests.factories import UserFactory
 
 # The suite's repositories are local bare repos under the temporary directory: allow
 # them there (the product's default allows only <FLEET_DATA_DIR>/repos). Processes the

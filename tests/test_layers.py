@@ -24,9 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "fleet"
 
@@ -150,7 +147,7 @@ def violations(graph: Graph) -> list[str]:
             elif unit_of(importer) != unit_of(imported):
                 edges.setdefault(unit_of(importer), {}).setdefault(unit_of(imported), (importer, imported))
     for cycle in _cycles(edges):
-        through = "; ".join(f"{a} imports {b}" for unit, nxt in zip(cycle, cycle[1:] + cycle[:1])
+        through = "; ".join(f"{a} imports {b}" for unit, nxt in zip(cycle, cycle[1:] + cycle[:1], strict=True)
                             for a, b in [edges[unit][nxt]])
         problems.append(f"package cycle {' -> '.join(map(str, cycle + cycle[:1]))}: {through}")
     return problems

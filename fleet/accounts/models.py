@@ -38,7 +38,7 @@ class ApiToken(models.Model):
         return f"{self.name} ({TOKEN_PREFIX}_{self.key}_…) of {self.user}"
 
     @classmethod
-    def issue(cls, user, name: str, expires_at=None) -> tuple["ApiToken", str]:
+    def issue(cls, user, name: str, expires_at=None) -> tuple[ApiToken, str]:
         """Make a token; the plaintext is returned once and never stored."""
         key, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         token = cls(user=user, name=name, key=key, secret_hash=digest(secret), expires_at=expires_at)

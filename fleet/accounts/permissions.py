@@ -37,6 +37,7 @@ def _crud(resource: str, read: Role, write: Role) -> dict[str, Role]:
 # The role each API operation needs (its operationId), the one table of who may call what.
 OPERATION_ROLES: dict[str, Role] = {
     "audit_list": VIEWER, "audit_retrieve": VIEWER, "audit_export_list": VIEWER, "audit_verify_retrieve": VIEWER,
+    "audit_bundle_retrieve": VIEWER, "audit_checkpoints_retrieve": VIEWER, "reports_retrieve": VIEWER,
     **_crud("channels", VIEWER, OPERATOR), **_crud("releases", VIEWER, OPERATOR),
     **_crud("clusters", VIEWER, OPERATOR),
     "gitops_status_retrieve": VIEWER, "gitops_params_retrieve": VIEWER, "gitops_rendered_retrieve": VIEWER,

@@ -21,7 +21,7 @@ class Role(IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, name: str) -> "Role":
+    def parse(cls, name: str) -> Role:
         try:
             return cls[name.upper()]
         except KeyError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from fleet.audit import services as audit
-from fleet.audit.models import AuditArchive, AuditCheckpoint, AuditEvent
+from fleet.audit.models import AuditArchive, AuditCheckpoint, AuditEvent, ChainVerification
 from fleet.core.admin import ReadOnlyAdminMixin
 
 
@@ -52,3 +52,9 @@ class AuditCheckpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(AuditArchive)
 class AuditArchiveAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["first_sequence", "last_sequence", "count", "until", "path", "created_at"]
+
+
+@admin.register(ChainVerification)
+class ChainVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["ran_at", "ok", "checked", "first_broken_sequence", "seconds", "source"]
+    list_filter = ["ok", "source"]

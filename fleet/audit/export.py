@@ -19,10 +19,10 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from fleet.core import context
 from fleet.audit.keys import signing_key, signing_key_id
 from fleet.audit.models import AuditCheckpoint, AuditEvent
 from fleet.audit.verify import event_fields, rows
+from fleet.core import context
 from fleet_audit_verify.bundle import FORMAT
 from fleet_audit_verify.signing import sign
 

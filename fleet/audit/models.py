@@ -22,7 +22,7 @@ from fleet.core.errors import FleetError
 from fleet_audit_verify.canonical import GENESIS_HASH, event_hash
 from fleet_audit_verify.signing import checkpoint_statement
 
-__all__ = ["GENESIS_HASH", "AppendOnlyError", "AuditArchive", "AuditCheckpoint", "AuditEvent"]
+__all__ = ["GENESIS_HASH", "AppendOnlyError", "AuditArchive", "AuditCheckpoint", "AuditEvent", "ChainVerification"]
 
 
 class AppendOnlyError(FleetError):
@@ -138,3 +138,23 @@ class AuditArchive(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"archive of #{self.first_sequence}..#{self.last_sequence}"
+
+
+class ChainVerification(models.Model):
+    """The outcome of one walk of the whole chain (the hourly task, the console, the API,
+    the CLI), so the console shows the chain's state without reading a million events
+    per page view. Not part of the evidence: a verifier re-walks the chain itself."""
+
+    ran_at = models.DateTimeField(db_index=True)
+    ok = models.BooleanField()
+    checked = models.PositiveBigIntegerField()
+    first_broken_sequence = models.PositiveBigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    seconds = models.FloatField()
+    source = models.CharField(max_length=16, choices=[(s, s) for s in SOURCES])
+
+    class Meta:
+        ordering = ["-ran_at"]
+
+    def __str__(self) -> str:
+        return f"chain {'intact' if self.ok else 'broken'} at {self.ran_at:%Y-%m-%d %H:%M}"

@@ -15,13 +15,16 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from fleet.audit import checkpoints
-from fleet.audit.models import GENESIS_HASH, AuditArchive, AuditEvent
+from fleet.audit.models import GENESIS_HASH, AuditArchive, AuditEvent, ChainVerification
 from fleet.audit.snapshot import changed_fields, snapshot
 from fleet.audit.verify import ChainReport, verify_chain
 from fleet.core import context
 from fleet.core.locks import xact_lock
 
-__all__ = ["ChainHead", "ChainReport", "chain_head", "create", "delete", "record", "update", "verify_chain"]
+__all__ = ["ChainHead", "ChainReport", "chain_head", "create", "delete", "latest_verification", "record", "update",
+           "verify_and_record", "verify_chain"]
+
+KEPT_VERIFICATIONS = 500  # about three weeks of hourly checks
 
 M = TypeVar("M", bound=models.Model)
 
@@ -96,7 +99,10 @@ def update(instance: M, changes: dict[str, Any], *, secrets_changed: Iterable[st
     """Apply ``changes`` and audit them; a no-op update writes nothing.
 
     Snapshots show a secret only as set or unset, so a replaced secret is invisible
-    to the comparison: callers name the secret fields they really changed.
+    to the comparison: callers name the secret fields they really changed. Only the
+    changed fields are validated: a value stored under an earlier rule (a repository
+    path outside a since-narrowed ``FLEET_GIT_LOCAL_ROOTS``) must not stop an operator
+    from pausing the cluster.
     """
     with transaction.atomic():
         before = snapshot(instance)
@@ -106,7 +112,8 @@ def update(instance: M, changes: dict[str, Any], *, secrets_changed: Iterable[st
         changed = sorted(set(changed_fields(before, after)) | set(secrets_changed))
         if not changed:
             return instance
-        instance.full_clean(validate_unique=False, validate_constraints=False)
+        unchanged = [field.name for field in instance._meta.concrete_fields if field.name not in changed]
+        instance.full_clean(exclude=unchanged, validate_unique=False, validate_constraints=False)
         instance.save()
         record(_action(instance, "update"), target=instance, before=before, after=after,
                metadata={"changed": changed, **(metadata or {})})
@@ -121,3 +128,19 @@ def delete(instance: models.Model, *, metadata: dict[str, Any] | None = None) ->
                       cluster=getattr(instance, "audit_cluster_name", ""))
         instance.delete()
         record(_action(instance, "delete"), before=before, metadata=metadata, **target)
+
+
+def verify_and_record(**options: Any) -> ChainReport:
+    """Walk the chain (``options`` as :func:`verify_chain` takes them) and keep the
+    outcome, for the console's status line and for whoever asks when it was last intact."""
+    report = verify_chain(**options)
+    ChainVerification.objects.create(
+        ran_at=timezone.now(), ok=report.ok, checked=report.checked, first_broken_sequence=report.first_broken,
+        reason=report.reason, seconds=report.elapsed, source=context.current().source)
+    stale = ChainVerification.objects.order_by("-ran_at").values_list("pk", flat=True)[KEPT_VERIFICATIONS:]
+    ChainVerification.objects.filter(pk__in=list(stale)).delete()
+    return report
+
+
+def latest_verification() -> ChainVerification | None:
+    return ChainVerification.objects.order_by("-ran_at").first()

@@ -9,14 +9,14 @@ from celery import shared_task
 
 from fleet.audit import retention
 from fleet.audit.checkpoints import checkpoint_head
-from fleet.audit.services import verify_chain
+from fleet.audit.services import verify_and_record
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="audit.verify_chain")
 def verify_chain_task() -> dict:
-    report = verify_chain()
+    report = verify_and_record()
     if report.ok:
         logger.info("audit chain intact: %d events", report.checked)
     else:

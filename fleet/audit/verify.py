@@ -116,7 +116,7 @@ def _content_ok(row: tuple) -> bool:
             return True
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         pass
-    fields = dict(zip(COLUMNS, row))
+    fields = dict(zip(COLUMNS, row, strict=True))
     fields["timestamp"] = timestamp
     for name in _JSON:
         fields[name] = None if fields[name] is None else json.loads(fields[name])
@@ -147,7 +147,7 @@ def rows(first: int, last: int | None = None) -> Iterator[tuple]:
 
 def event_fields(row: tuple) -> dict[str, Any]:
     """A raw row as the hashed fields (and ``hash``), as bundles carry an event."""
-    fields = dict(zip(COLUMNS, row))
+    fields = dict(zip(COLUMNS, row, strict=True))
     fields["timestamp"] = _iso(fields["timestamp"])
     for name in _JSON:
         fields[name] = None if fields[name] is None else orjson.loads(fields[name])

@@ -21,8 +21,14 @@ from fleet.rollouts.states import (
     DEPLOYMENT_FAILURES,
     DEPLOYMENT_FINISHED,
     ROLLOUT_ACTIVE,
+)
+from fleet.rollouts.states import (
     DeploymentState as D,
+)
+from fleet.rollouts.states import (
     RolloutState as R,
+)
+from fleet.rollouts.states import (
     WaveState as W,
 )
 from fleet.rollouts.steps import PIPELINE

@@ -10,10 +10,11 @@ from __future__ import annotations
 import getpass
 import re
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 SOURCES = ("api", "admin", "web", "cli", "task", "system")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

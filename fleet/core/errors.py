@@ -16,7 +16,8 @@ Domain errors know nothing of HTTP: the API's exception handler
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 
 class FleetError(Exception):

@@ -9,8 +9,8 @@ the database does the filtering for the API.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform

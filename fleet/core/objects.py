@@ -16,8 +16,9 @@ name"; each domain raises it as its own error (a render, a policy input, an appl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 Manifest = dict[str, Any]
 Key = tuple[str, str, str, str]

@@ -15,9 +15,9 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Iterable
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone

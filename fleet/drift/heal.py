@@ -32,14 +32,17 @@ from fleet.accounts.roles import Role, role_of
 from fleet.audit import services as audit
 from fleet.core.errors import FleetError
 from fleet.drift import modes
-from fleet.drift.choices import DriftState as S, Mode, ResourceState as RS
+from fleet.drift.choices import DriftState as S
+from fleet.drift.choices import Mode
+from fleet.drift.choices import ResourceState as RS
 from fleet.drift.errors import DriftError
 from fleet.drift.models import ClusterDrift, HealAttempt
 from fleet.inventory.models import Cluster
 from fleet.rollouts import services as rollouts
 from fleet.rollouts.deployed import deployed_on
 from fleet.rollouts.models import Rollout
-from fleet.rollouts.states import DeploymentState as D, ROLLOUT_FINISHED
+from fleet.rollouts.states import ROLLOUT_FINISHED
+from fleet.rollouts.states import DeploymentState as D
 
 logger = logging.getLogger(__name__)
 SYSTEM_USER = "fleet-drift"  # the author of automatic heals

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import random
-from concurrent.futures import ThreadPoolExecutor, as_completed
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,18 +27,21 @@ from django.utils import timezone
 from fleet.audit import services as audit
 from fleet.core.errors import FleetError
 from fleet.core.objects import ObjectRef
-from fleet.drift import ownership, rules as ignore
-from fleet.drift.choices import DriftState as S, ResourceState as RS, Trigger
+from fleet.drift import ownership
+from fleet.drift import rules as ignore
+from fleet.drift.choices import DriftState as S
+from fleet.drift.choices import ResourceState as RS
+from fleet.drift.choices import Trigger
 from fleet.drift.desired import Deployed, Desired, deployed, desired_for
 from fleet.drift.errors import DesiredStateError
 from fleet.drift.models import ClusterDrift, DriftedResource, DriftScan, IgnoreRule
 from fleet.inventory.models import Cluster
 from fleet.kube import services as kube
-from fleet.kube.client import client_for
 from fleet.kube.applyset import PART_OF
+from fleet.kube.client import client_for
 from fleet.kube.diff import FieldChange, ObjectDiff
-from fleet.kube.objects import ref_of
 from fleet.kube.errors import KubeError
+from fleet.kube.objects import ref_of
 
 logger = logging.getLogger(__name__)
 MAX_CHANGES_PER_OBJECT = 100

@@ -25,8 +25,11 @@ from fleet.accounts import rules as access
 from fleet.accounts.roles import Role, role_of
 from fleet.audit import services as audit
 from fleet.core.labels import LabelError, parse_selector
-from fleet.drift import heal, modes, rules as ignore, scan as scanning
-from fleet.drift.choices import SEVERITY, DriftState as S, Mode, Trigger
+from fleet.drift import heal, modes
+from fleet.drift import rules as ignore
+from fleet.drift import scan as scanning
+from fleet.drift.choices import SEVERITY, Mode, Trigger
+from fleet.drift.choices import DriftState as S
 from fleet.drift.desired import forget_older_than
 from fleet.drift.errors import DriftError
 from fleet.drift.models import ClusterDrift, DriftedResource, DriftScan, HealAttempt, IgnoreRule, ModeRule

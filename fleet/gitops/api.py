@@ -26,6 +26,7 @@ from fleet.gitops.commits import Author
 from fleet.gitops.models import RepositoryCredential
 from fleet.inventory.models import Cluster
 
+
 class ParamsSerializer(serializers.Serializer):
     """The shape of the parameters; their rules are ``ClusterParams.parse``'s."""
 

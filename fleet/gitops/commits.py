@@ -28,7 +28,7 @@ class Author:
     email: str
 
     @classmethod
-    def of(cls, user) -> "Author":
+    def of(cls, user) -> Author:
         """A Django user as a git author; users without an e-mail get a placeholder."""
         username = user.get_username()
         return cls(user.get_full_name() or username, user.email or f"{username}@users.fleet.invalid")

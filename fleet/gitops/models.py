@@ -76,7 +76,7 @@ class RepositoryCredential(models.Model):
             return None  # stored before the rules were strict: it covers nothing
 
     @classmethod
-    def for_url(cls, url: str) -> "RepositoryCredential | None":
+    def for_url(cls, url: str) -> RepositoryCredential | None:
         """The credential whose prefix covers ``url`` most specifically, or None."""
         try:
             target = parse_repo_url(url)

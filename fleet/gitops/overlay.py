@@ -44,7 +44,7 @@ class ClusterParams:
     components: tuple[str, ...] = ()  # directories under components/
 
     @classmethod
-    def parse(cls, data: Any, *, cluster: str = "") -> "ClusterParams":
+    def parse(cls, data: Any, *, cluster: str = "") -> ClusterParams:
         """Validate parameters from the API or params.yaml; errors name the field."""
         def bad(where: str, message: str) -> BadInput:
             return BadInput(f"parameter {where}: {message}", cluster=cluster)

@@ -24,7 +24,8 @@ from typing import Any
 
 from fleet.accounts import rules
 from fleet.audit import services as audit
-from fleet.gitops import commits, mirror, overlay, tags, upgrade as upgrading
+from fleet.gitops import commits, mirror, overlay, tags
+from fleet.gitops import upgrade as upgrading
 from fleet.gitops.commits import Author, CommitResult
 from fleet.gitops.constants import CLUSTER_DIR, DEFAULT_BASE, INTERNAL, OVERLAY_FILE, RESOURCES_DIR
 from fleet.gitops.errors import BadInput, WorkspaceDirty
@@ -38,8 +39,8 @@ from fleet.render.services import RenderResult, render_dir
 
 __all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "Session", "UpgradeResult",
            "WorkspaceStatus", "commit_files", "configure", "fetch", "head", "history", "locked", "prepare",
-           "push", "read_params", "render", "render_deployed", "render_tree", "reset", "rollback_tree", "session", "status", "tag_deployment",
-           "upgrade"]
+           "push", "read_params", "render", "render_deployed", "render_tree", "reset", "rollback_tree", "session",
+           "status", "tag_deployment", "upgrade"]
 
 
 @contextmanager

@@ -54,7 +54,7 @@ class DeploymentRecord:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def parse(cls, tag: str, message: str, tagger: str = "") -> "DeploymentRecord":
+    def parse(cls, tag: str, message: str, tagger: str = "") -> DeploymentRecord:
         values: dict[str, str] = {}
         for line in message.splitlines():
             key, sep, value = line.partition(": ")

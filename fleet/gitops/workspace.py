@@ -41,7 +41,7 @@ class RepoSpec:
     internal_branch: str
 
     @classmethod
-    def of(cls, cluster) -> "RepoSpec":
+    def of(cls, cluster) -> RepoSpec:
         return cls(cluster.name, cluster.channel.repo_url, cluster.channel.branch,
                    cluster.internal_repo_url, cluster.internal_branch)
 
@@ -120,7 +120,7 @@ class Workspace:
         self.git = Git(self.path)
 
     @contextmanager
-    def lock(self, timeout: float | None = None) -> Iterator["Workspace"]:
+    def lock(self, timeout: float | None = None) -> Iterator[Workspace]:
         with directory_lock(self.home, f"cluster {self.spec.cluster}", timeout):
             yield self
 

@@ -52,7 +52,7 @@ class ClusterCredentials:
         return crypto.encrypt(json.dumps({k: v for k, v in asdict(self).items() if v}))
 
     @classmethod
-    def decrypt(cls, ciphertext: str) -> "ClusterCredentials":
+    def decrypt(cls, ciphertext: str) -> ClusterCredentials:
         return cls(**json.loads(crypto.decrypt(ciphertext)))
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from fleet.core import yaml
 from fleet.inventory.errors import CredentialError

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
+from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube import constants
 from fleet.kube.applyset import ApplySet, SetState, list_members, prune, read_parent, write_parent
 from fleet.kube.client import APPLY_PATCH, KubeClient
 from fleet.kube.discovery import Resource
 from fleet.kube.errors import NotFound, Timeout, UnknownKind
-from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube.objects import CRD_GROUP_KIND, NAMESPACE_GROUP_KIND, condition, crd_defines, is_first_phase, refs_of
 from fleet.kube.pool import run_all, worker_pool
 
@@ -60,9 +61,9 @@ def plan(client: KubeClient, objects: Iterable[Manifest], applyset: ApplySet) ->
     unmapped until that CRD is established; any other unknown kind is an error."""
     objects = list(objects)
     refs = refs_of(objects, cluster=client.cluster)
-    defined = {crd_defines(obj) for obj, ref in zip(objects, refs) if ref.group_kind == CRD_GROUP_KIND}
+    defined = {crd_defines(obj) for obj, ref in zip(objects, refs, strict=True) if ref.group_kind == CRD_GROUP_KIND}
     items = []
-    for obj, ref in zip(objects, refs):
+    for obj, ref in zip(objects, refs, strict=True):
         try:
             resource, ref = client.discovery.resolve(ref)
         except UnknownKind:
@@ -118,7 +119,7 @@ def _dry_run_what_can_be(client: KubeClient, items: list[Item], pool: ThreadPool
     ``send``); mark the others deferred. Any failure is raised before anything has
     been written."""
     created = sorted({item.ref.name for item in items if item.ref.group_kind == NAMESPACE_GROUP_KIND})
-    absent = {name for name, found in zip(created, run_all(pool, lambda n: _exists(client, n), created))
+    absent = {name for name, found in zip(created, run_all(pool, lambda n: _exists(client, n), created), strict=True)
               if not found}
     for item in items:
         item.deferred = item.resource is None or item.ref.namespace in absent
@@ -187,7 +188,8 @@ def _wait_established(client: KubeClient, crds: list[Item], pool: ThreadPoolExec
     pending, delay = crds, 0.1
     while pending:
         live = run_all(pool, lambda i: client.get(i.resource.path(name=i.ref.name), obj=i.ref), pending)
-        pending = [item for item, obj in zip(pending, live) if (condition(obj, "Established") or {}).get("status") != "True"]
+        pending = [item for item, obj in zip(pending, live, strict=True)
+                   if (condition(obj, "Established") or {}).get("status") != "True"]
         if pending and time.monotonic() > deadline:
             raise Timeout(f"not established after {constants.CRD_ESTABLISHED_TIMEOUT:.0f}s",
                           cluster=client.cluster, obj=pending[0].ref)

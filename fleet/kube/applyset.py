@@ -16,14 +16,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
+from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube import constants
 from fleet.kube.client import APPLY_PATCH, KubeClient
 from fleet.kube.errors import ConfigRefused, InvalidObject, NotFound, UnknownKind
-from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube.objects import is_first_phase
 from fleet.kube.pool import run_all
 
@@ -97,13 +98,13 @@ class SetState:
     namespaces: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, refs: Iterable[ObjectRef], applyset: "ApplySet") -> "SetState":
+    def of(cls, refs: Iterable[ObjectRef], applyset: ApplySet) -> SetState:
         """The state ``refs`` need; like the annotation, namespaces leave out the parent's."""
         refs = list(refs)
         return cls({ref.group_kind for ref in refs},
                    {ref.namespace for ref in refs if ref.namespace not in ("", applyset.namespace)})
 
-    def union(self, other: "SetState") -> "SetState":
+    def union(self, other: SetState) -> SetState:
         return SetState(self.group_kinds | other.group_kinds, self.namespaces | other.namespaces)
 
 

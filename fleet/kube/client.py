@@ -18,15 +18,16 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
-from fleet.kube import constants
 from fleet.inventory.kubeconfig import ConnectionSpec
+from fleet.kube import constants
 from fleet.kube.connection import spec_for_cluster
 from fleet.kube.discovery import Discovery
 from fleet.kube.errors import from_response, from_transport
@@ -104,7 +105,7 @@ class KubeClient:
         if self._cleanup is not None:
             self._cleanup()
 
-    def __enter__(self) -> "KubeClient":
+    def __enter__(self) -> KubeClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -18,18 +18,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from django.conf import settings
 from kubernetes.utils import parse_quantity
 
-from fleet.kube.applyset import ApplySet, SetState, list_members, read_parent
+from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube.apply import Item, plan
+from fleet.kube.applyset import ApplySet, SetState, list_members, read_parent
 from fleet.kube.client import KubeClient
 from fleet.kube.errors import NotFound
-from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube.pool import run_all, worker_pool
 
 IGNORED_METADATA = frozenset({"managedFields", "resourceVersion", "uid", "generation",
@@ -155,7 +156,7 @@ def _walk_list(desired: list, live: Any, path: str, segments: tuple[Segment, ...
         if len(desired) != len(live):
             changes.append(FieldChange(path, desired, live, segments))
             return
-        for index, (want, have) in enumerate(zip(desired, live)):
+        for index, (want, have) in enumerate(zip(desired, live, strict=False)):
             _walk(want, have, f"{path}[{index}]", (*segments, index), changes, quantity=quantity)
         return
     by_key = {item.get(key): item for item in live if isinstance(item, Mapping)}
@@ -206,7 +207,7 @@ def diff_set(client: KubeClient, objects: Iterable[Manifest], *,
         live = {key: member.live for key, member in members.items()}
         unlisted = [item for item in items if item.resource is not None and (
             item.ref.key not in members or members[item.ref.key].ref.version != item.ref.version)]
-        for item, obj in zip(unlisted, run_all(pool, lambda i: _get(client, i), unlisted)):
+        for item, obj in zip(unlisted, run_all(pool, lambda i: _get(client, i), unlisted), strict=True):
             live[item.ref.key] = obj
     desired_keys = {item.ref.key for item in items}
     diffs = [compare(item.ref, item.body, live.get(item.ref.key)) for item in items]

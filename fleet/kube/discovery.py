@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fleet.core.objects import ObjectRef
 from fleet.kube.constants import DISCOVERY_TTL
 from fleet.kube.errors import NotFound, UnknownKind
-from fleet.core.objects import ObjectRef
 
 if TYPE_CHECKING:
     from fleet.kube.client import KubeClient
@@ -38,7 +38,7 @@ class Resource:
 
 
 class Discovery:
-    def __init__(self, client: "KubeClient"):
+    def __init__(self, client: KubeClient):
         self._client = client
         self._kinds: dict[tuple[str, str], tuple[float, dict[str, Resource]]] = {}
         self._preferred: dict[str, tuple[float, str]] = {"": (float("inf"), "v1")}

@@ -10,13 +10,14 @@ failed Job, a Deployment past its progress deadline): waiting stops for them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
+from fleet.core.objects import ObjectRef
 from fleet.kube import constants
 from fleet.kube.client import KubeClient
 from fleet.kube.errors import NotFound, Timeout
-from fleet.core.objects import ObjectRef
 from fleet.kube.objects import condition
 from fleet.kube.pool import run_all, worker_pool
 

@@ -8,11 +8,11 @@ object by what it does have and its position in the set.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from fleet.core.objects import Manifest, ObjectRef, invalid_reason
+from fleet.core.objects import ObjectRef, invalid_reason
 from fleet.kube.errors import InvalidObject
-
 
 CRD_GROUP_KIND = ("apiextensions.k8s.io", "CustomResourceDefinition")
 NAMESPACE_GROUP_KIND = ("", "Namespace")

@@ -10,9 +10,11 @@ client. The modules underneath (:mod:`~fleet.kube.apply`, :mod:`~fleet.kube.diff
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import TypeVar
 
+from fleet.core.objects import Manifest, ObjectRef
 from fleet.inventory.models import Cluster
 from fleet.kube.apply import ApplyResult, apply_set
 from fleet.kube.applyset import ApplySet
@@ -20,7 +22,6 @@ from fleet.kube.client import client_for
 from fleet.kube.diff import DiffReport, diff_set
 from fleet.kube.errors import KubeError
 from fleet.kube.health import HealthReport, wait_healthy
-from fleet.core.objects import Manifest, ObjectRef
 from fleet.kube.probe import ProbeResult, probe
 
 T = TypeVar("T")
@@ -73,6 +74,6 @@ def for_each(targets: Sequence[T], fn: Callable[[T], R], *,
             return exc
 
     with ThreadPoolExecutor(max(1, min(max_parallel, len(targets))), thread_name_prefix="fleet") as pool:
-        return list(zip(targets, pool.map(run, targets)))
+        return list(zip(targets, pool.map(run, targets), strict=True))
 
 

@@ -178,7 +178,7 @@ def subjects_of(data: EvaluationInput, reviews: list[dict[str, Any] | None] | No
     """The subjects of ``data`` (objects, then pruned ones), or of given ``reviews``."""
     if reviews is not None:
         return [Subject(review.get("object") or obj, review.get("oldObject"), str(review.get("namespace") or ""))
-                for obj, review in zip(data.subjects, reviews)]
+                for obj, review in zip(data.subjects, reviews, strict=True)]
     count, found = len(data.objects), []
     for index, subject in enumerate(data.subjects):
         deleted = index >= count
@@ -197,7 +197,7 @@ def reviews_of(data: EvaluationInput, indexes: Iterable[int] | None = None,
     subjects = subjects or subjects_of(data)
     wanted = set(range(len(subjects))) if indexes is None else set(indexes)
     reviews: list[dict[str, Any] | None] = []
-    for index, (subject, original) in enumerate(zip(subjects, data.subjects)):
+    for index, (subject, original) in enumerate(zip(subjects, data.subjects, strict=True)):
         if index not in wanted:
             reviews.append(None)
             continue
@@ -288,7 +288,7 @@ def evaluate(specs: Sequence[PolicySetSpec], data: EvaluationInput, engine: Engi
     labels = dict(data.cluster.get("labels") or {})
     violations: list[Violation] = []
     outcomes: list[SetOutcome] = []
-    for spec, found in zip(specs, matches):
+    for spec, found in zip(specs, matches, strict=True):
         findings, outcome = evaluate_set(spec, data, engine, reviews, found, point)
         outcomes.append(outcome)
         for finding in findings:

@@ -114,7 +114,7 @@ def build_input(objects: list[dict[str, Any]], *, cluster: Mapping[str, Any] | N
     previous = {placed_key(o, namespaced): o for o in check_objects(list(deployed or []), "deployed")}
     refs = [ObjectRef.of(obj) for obj in objects]
     added, changed, old = [], [], []
-    for obj, ref in zip(objects, refs):
+    for obj, ref in zip(objects, refs, strict=True):
         before = previous.get(placed_key(obj, namespaced))
         old.append(before)
         if before is None:

@@ -105,7 +105,8 @@ class PolicyDecision(models.Model):
     allowed = models.BooleanField(db_index=True)
     engine = models.CharField(max_length=16)
     bundle_hash = models.CharField(max_length=64)
-    policy_sets = models.JSONField(default=list, blank=True, help_text="per set: name, mode, bundle hash, timing, error")
+    policy_sets = models.JSONField(default=list, blank=True,
+                                   help_text="per set: name, mode, bundle hash, timing, error")
     violations = models.JSONField(default=list, blank=True)
     errors = models.JSONField(default=list, blank=True)
     object_count = models.PositiveIntegerField(default=0)

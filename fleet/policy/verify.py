@@ -30,8 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from fleet.core import yaml
 from fleet.policy import gate
 from fleet.policy.bundle import MANIFEST, load_bundle
 from fleet.policy.engines.base import Engine
@@ -63,9 +62,13 @@ class CaseResult:
 
 def _documents(path: Path) -> list[dict[str, Any]]:
     try:
-        return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read {path}: {exc}", code="input", file=str(path)) from None
+    try:
+        return [d for d in yaml.load_all(text, source=str(path)) if isinstance(d, dict)]
+    except yaml.YamlError as exc:
+        raise PolicyError(f"cannot read {exc.where()}: {exc}", code="input", file=str(path)) from None
 
 
 def _is_suite(doc: dict[str, Any]) -> bool:

@@ -18,7 +18,7 @@ class RenderLimits:
     allow_remote_bases: bool = False
 
     @classmethod
-    def from_settings(cls) -> "RenderLimits":
+    def from_settings(cls) -> RenderLimits:
         return cls(
             max_file_bytes=settings.FLEET_RENDER_MAX_FILE_BYTES,
             max_total_bytes=settings.FLEET_RENDER_MAX_TOTAL_BYTES,

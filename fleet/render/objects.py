@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fleet.core import yaml
 from fleet.core.objects import ObjectRef, invalid_reason

@@ -117,7 +117,7 @@ def _table(pdf: _Document, table: Table) -> None:
                    headings_style=FontFace(emphasis="BOLD", fill_color=(225, 230, 238))) as grid:
         grid.row([_latin1(c.replace("_", " ")) for c in table.columns])
         for values in table.rows:
-            grid.row([_latin1(_pdf_cell(c, v)) for c, v in zip(table.columns, values)])
+            grid.row([_latin1(_pdf_cell(c, v)) for c, v in zip(table.columns, values, strict=True)])
 
 
 def to_pdf(report: Report) -> bytes:

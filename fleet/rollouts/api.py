@@ -14,11 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from fleet.accounts.roles import Role
-from fleet.api.viewsets import BaseModelViewSet, WRITE_ROLES
+from fleet.api.viewsets import WRITE_ROLES, BaseModelViewSet
 from fleet.inventory.models import Release
 from fleet.rollouts import preview, services
-from fleet.rollouts.models import ClusterDeployment, Rollout, StrategyTemplate, Wave
 from fleet.rollouts.errors import StrategyError
+from fleet.rollouts.models import ClusterDeployment, Rollout, StrategyTemplate, Wave
 from fleet.rollouts.progress import rollout_progress, with_progress
 from fleet.rollouts.strategy import parse_waves
 

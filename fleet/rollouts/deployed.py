@@ -34,6 +34,14 @@ def current_deployments() -> QuerySet[ClusterDeployment]:
                                               default=Subquery(origin), output_field=BigIntegerField())))
 
 
+def release_of_tag(cluster: Cluster, tag: str) -> Release | None:
+    """The release a deploy tag stands for on ``cluster``: that of the first successful
+    deployment that made it (what a rollback to the tag leaves running)."""
+    origin = (ClusterDeployment.objects.filter(cluster=cluster, tag=tag, state=D.SUCCEEDED)
+              .select_related("rollout__release__channel").order_by("finished_at", "pk").first())
+    return origin.rollout.release if origin else None
+
+
 @dataclass(frozen=True)
 class Deployed:
     """A cluster's current deployment: its tag, when it finished, and the release."""

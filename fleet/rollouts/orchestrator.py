@@ -9,9 +9,9 @@ idempotent: called twice, the second call finds nothing to do.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
@@ -26,10 +26,16 @@ from fleet.rollouts.states import (
     DEPLOYMENT_FAILURES,
     DEPLOYMENT_FINISHED,
     WAVE_FINISHED,
-    DeploymentState as D,
-    RolloutState as R,
-    WaveState as W,
     transition,
+)
+from fleet.rollouts.states import (
+    DeploymentState as D,
+)
+from fleet.rollouts.states import (
+    RolloutState as R,
+)
+from fleet.rollouts.states import (
+    WaveState as W,
 )
 
 logger = logging.getLogger(__name__)

@@ -16,21 +16,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from fleet.core.errors import FleetError
 from fleet.audit import services as audit
+from fleet.core.errors import FleetError
 from fleet.gitops import services as gitops
 from fleet.rollouts import steps
 from fleet.rollouts.models import ClusterDeployment
-from fleet.rollouts.states import DeploymentState as D, RolloutState as R, transition
+from fleet.rollouts.states import DeploymentState as D
+from fleet.rollouts.states import RolloutState as R
+from fleet.rollouts.states import transition
 from fleet.rollouts.steps import Context, StepFailed
 
 logger = logging.getLogger(__name__)

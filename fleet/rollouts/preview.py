@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleet.core.errors import FleetError
 from fleet.gitops import services as gitops
 from fleet.inventory.models import Cluster, Release
 from fleet.kube import services as kube
 from fleet.policy import services as policy
-from fleet.core.errors import FleetError
 from fleet.rollouts import services
 from fleet.rollouts.steps import deployed_objects
 

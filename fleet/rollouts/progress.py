@@ -7,7 +7,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from fleet.rollouts.models import Rollout
-from fleet.rollouts.states import DEPLOYMENT_FAILURES, DeploymentState as D
+from fleet.rollouts.states import DEPLOYMENT_FAILURES
+from fleet.rollouts.states import DeploymentState as D
 
 _COUNTED = {
     "total": Q(),

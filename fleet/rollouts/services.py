@@ -6,8 +6,9 @@ changes first, and a task that finds nothing to do exits quietly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,17 +19,23 @@ from fleet.audit import services as audit
 from fleet.core.labels import LabelError, parse_selector
 from fleet.inventory.models import Cluster, Release
 from fleet.rollouts import orchestrator
+from fleet.rollouts.errors import RolloutError
 from fleet.rollouts.models import ClusterDeployment, Rollout, StrategyTemplate, Wave
 from fleet.rollouts.states import (
     DEPLOYMENT_FINISHED,
     ROLLOUT_ACTIVE,
-    DeploymentState as D,
-    RolloutState as R,
-    WaveState as W,
     transition,
     transition_all,
 )
-from fleet.rollouts.errors import RolloutError
+from fleet.rollouts.states import (
+    DeploymentState as D,
+)
+from fleet.rollouts.states import (
+    RolloutState as R,
+)
+from fleet.rollouts.states import (
+    WaveState as W,
+)
 from fleet.rollouts.strategy import PlannedWave, parse_waves, plan_waves
 
 

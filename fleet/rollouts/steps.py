@@ -19,15 +19,16 @@ from typing import Any
 
 from fleet.audit import services as audit
 from fleet.core.errors import FleetError
+from fleet.core.objects import ObjectRef
 from fleet.gitops import services as gitops
 from fleet.inventory.models import Cluster, Release
 from fleet.kube import services as kube
 from fleet.kube.diff import DiffReport
 from fleet.kube.errors import KubeError
-from fleet.core.objects import ObjectRef
 from fleet.kube.objects import ref_of
 from fleet.policy import services as policy
 from fleet.policy.choices import DecisionSource
+from fleet.rollouts.deployed import release_of_tag
 from fleet.rollouts.models import ClusterDeployment, Rollout
 from fleet.rollouts.states import DeploymentState as D
 
@@ -238,9 +239,16 @@ def tag(context: Context) -> dict[str, Any]:
 
 
 def record(context: Context) -> dict[str, Any]:
-    """The cluster now follows the release's channel (an upgrade may cross channels)."""
+    """The cluster now follows the channel of the release it runs (an upgrade may cross
+    channels). A rollback carries the release it rolls back, but runs the release of the
+    tag it returned to: the cluster follows that one's channel."""
     deployment = context.deployment
-    cluster, channel = deployment.cluster, deployment.rollout.release.channel
+    release = deployment.rollout.release
+    if deployment.rollout.kind == Rollout.Kind.ROLLBACK:
+        release = release_of_tag(deployment.cluster, deployment.tag or deployment.target_tag)
+        if release is None:  # the tag's first deployment is gone (retention): keep the channel as it is
+            return {"channel": deployment.cluster.channel.name}
+    cluster, channel = deployment.cluster, release.channel
     if cluster.channel_id != channel.pk:
         audit.update(cluster, {"channel": channel})
     return {"channel": channel.name}

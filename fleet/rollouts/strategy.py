@@ -9,8 +9,9 @@ cluster that no wave takes (it would silently never be deployed).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from fleet.core.labels import LabelError, parse_selector
 from fleet.inventory.models import Cluster

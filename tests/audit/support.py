@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.db import connection
 
 from fleet.audit import services
-from fleet.core import context
 from fleet.audit.models import AuditEvent
+from fleet.core import context
 from fleet_audit_verify.canonical import event_hash
 
 TRIGGERS = {"audit_auditevent": "audit_event_append_only", "audit_auditcheckpoint": "audit_checkpoint_append_only",

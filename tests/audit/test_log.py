@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
 from fleet.audit import services
-from fleet.audit.models import AppendOnlyError, AuditEvent
+from fleet.audit.models import AppendOnlyError, AuditEvent, ChainVerification
 from fleet.core import context
 from tests.factories import ChannelFactory
 
@@ -82,6 +82,9 @@ def test_verify_names_the_first_broken_event(sql, reason):
     assert reason in report.reason
     with pytest.raises(CommandError, match=r"audit chain BROKEN after 1 good events: event #\d"):
         call_command("audit", "verify")
+    kept = services.latest_verification()  # what the console's status line shows
+    assert (kept.ok, kept.first_broken_sequence, kept.source) == (False, report.first_broken, "cli")
+    assert reason in kept.reason
 
 
 def test_verify_command_and_endpoint_on_an_intact_chain(viewer):
@@ -92,6 +95,7 @@ def test_verify_command_and_endpoint_on_an_intact_chain(viewer):
     body = viewer.get(f"{URL}verify/").json()
     assert {k: body[k] for k in ("ok", "checked", "first_broken_sequence", "reason")} == {
         "ok": True, "checked": AuditEvent.objects.count(), "first_broken_sequence": None, "reason": ""}
+    assert [(v.source, v.ok) for v in ChainVerification.objects.order_by("ran_at")] == [("cli", True), ("api", True)]
 
 
 def test_filters_by_actor_action_target_cluster_and_time(viewer):

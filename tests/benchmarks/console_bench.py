@@ -39,7 +39,9 @@ def _load() -> None:
     from fleet.inventory.models import Channel, Cluster, Release
     from fleet.policy.models import PolicyDecision
     from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
-    from fleet.rollouts.states import DeploymentState as D, RolloutState as R, WaveState as W
+    from fleet.rollouts.states import DeploymentState as D
+    from fleet.rollouts.states import RolloutState as R
+    from fleet.rollouts.states import WaveState as W
     from tests.factories import UserFactory
 
     call_command("migrate", verbosity=0)

@@ -32,7 +32,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -94,9 +93,11 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     from fleet.accounts.models import ApiToken
     from fleet.core import context
     from fleet.dev.localfleet.fleet import LocalFleet
-    from fleet.drift import desired as desired_state, scan, services
+    from fleet.drift import desired as desired_state
+    from fleet.drift import scan, services
     from fleet.drift.models import DesiredSet, DriftScan
-    from fleet.gitops import git as gitmod, services as gitops
+    from fleet.gitops import git as gitmod
+    from fleet.gitops import services as gitops
     from fleet.inventory.credentials import ClusterCredentials
     from fleet.inventory.models import Channel, Cluster, Release
     from fleet.kube import services as kube
@@ -230,7 +231,8 @@ def _phases(args, clusters, servers, kubectl, tmp, fleet_app, scan, services, de
     ours, theirs = median(fleet_times), median(kubectl_times)
     out.append(f"1. {len(first)} clusters x {args.objects} objects: fleet scan {ours:.2f}s (median of "
                f"{args.rounds}), sequential kubectl diff --server-side loop {theirs:.1f}s (median of "
-               f"{args.kubectl_rounds}): {theirs / ours:.1f}x (target >= 10x: {'met' if theirs / ours >= 10 else 'MISSED'})")
+               f"{args.kubectl_rounds}): {theirs / ours:.1f}x "
+               f"(target >= 10x: {'met' if theirs / ours >= 10 else 'MISSED'})")
     requests = list(DriftScan.objects.filter(cluster__in=first).order_by("-started_at")
                     .values_list("requests", flat=True)[:len(first)])
     kinds = len({(o["apiVersion"], o["kind"]) for o in fleet_app("x", args.objects)})

@@ -15,7 +15,7 @@ import os
 import random
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from tests.benchmarks.support import bench_database_url, ensure_database
 
@@ -80,6 +80,8 @@ def main() -> None:
 
     django.setup()
     _load()
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.db import connection
     from rest_framework.test import APIClient
 
@@ -88,8 +90,6 @@ def main() -> None:
     from fleet.accounts.services import ensure_role_groups
     from fleet.core.labels import parse_selector
     from fleet.inventory.models import Cluster
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
 
     ensure_role_groups()
     user, _ = get_user_model().objects.get_or_create(username="bench-viewer")

@@ -26,9 +26,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 
@@ -71,10 +72,10 @@ def main() -> None:
     import django
 
     django.setup()
+    from fleet.inventory.kubeconfig import ConnectionSpec
     from fleet.kube.apply import apply_set
     from fleet.kube.applyset import ApplySet
     from fleet.kube.client import KubeClient
-    from fleet.inventory.kubeconfig import ConnectionSpec
     from fleet.kube.diff import diff_set
     from fleet.kube.errors import KubeError
     from fleet.kube.services import for_each

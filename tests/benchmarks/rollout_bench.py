@@ -32,7 +32,8 @@ time (``finished_at - started_at``) minus those, i.e. prepare (git), render
 (git tag + push), record, and the bookkeeping between steps.
 
 Each inventory cluster has its own ApplySet (named after it), so the logical clusters
-on one server never prune each other. Also measured: a CPU meter (``/proc``) per component for each phase, because on a small machine
+on one server never prune each other. Also measured: a CPU meter (``/proc``) per component for each phase,
+because on a small machine
 the rollout and the loop are both CPU-bound and that is where the time goes
 (PostgreSQL and Redis are not metered). From the loop's meter comes the *ceiling*: the
 speed-up over the loop that a tool costing nothing itself could reach on this machine,
@@ -87,7 +88,7 @@ class Workers:
                  "-n", f"bench-{tag}-{i}@%h", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
                 cwd=ROOT, env=self.env, stdout=open(path, "w"), stderr=subprocess.STDOUT, start_new_session=True))
         deadline = time.monotonic() + 90
-        for process, path in zip(self.processes[-self.count:], logs):
+        for process, path in zip(self.processes[-self.count:], logs, strict=True):
             while "ready." not in path.read_text():
                 if process.poll() is not None:
                     raise RuntimeError(f"worker exited with {process.returncode}; see {path}:\n"
@@ -126,7 +127,7 @@ class CpuMeter:
 
     CLIENT_SIDE = frozenset({"fleet workers (python)", "fleet workers' git/kustomize", "kubectl (bench children)"})
 
-    def __init__(self, workers: "Workers", fleet_dir: Path):
+    def __init__(self, workers: Workers, fleet_dir: Path):
         self.workers, self.fleet_dir = workers, fleet_dir
 
     def snapshot(self) -> dict[str, float]:
@@ -442,20 +443,24 @@ def summarise(phase: str, result: dict, loop: dict, integrity: dict[str, int]) -
 def print_summary(s: dict) -> None:
     print(f"\n=== {s['phase']}: {s['clusters']} clusters ===")
     print(f"  rollout                 {s['rollout_state']} {s['deployment_states']} {s['rollout_reason']}")
-    print(f"  total wall (start->done) {s['total_seconds']:8.2f} s   (DB started->finished {s['total_seconds_db']:.2f} s)")
-    print(f"  per cluster, median:     wall {s['median_cluster_wall']:.2f} s = API steps {s['median_api_seconds']:.2f} s"
+    print(f"  total wall (start->done) {s['total_seconds']:8.2f} s   "
+          f"(DB started->finished {s['total_seconds_db']:.2f} s)")
+    print(f"  per cluster, median:     wall {s['median_cluster_wall']:.2f} s = "
+          f"API steps {s['median_api_seconds']:.2f} s"
           f" + overhead {s['median_overhead_seconds']:.2f} s")
     print("  median step seconds:     " + "  ".join(f"{k} {v:.2f}" for k, v in s["median_steps"].items()))
     print(f"  overhead / API time:     median {s['overhead_over_api_median']}   sum {s['overhead_over_api_sum']}"
           f"   (vs apply step alone: {s['overhead_over_apply_step_median']})   target <= 0.10")
-    print(f"  kubectl SSA loop:        {s['kubectl_loop_seconds']:8.2f} s  ({s['kubectl_per_cluster_median']:.2f} s/cluster)")
+    print(f"  kubectl SSA loop:        {s['kubectl_loop_seconds']:8.2f} s  "
+          f"({s['kubectl_per_cluster_median']:.2f} s/cluster)")
     print(f"  speed-up vs loop:        {s['speedup_vs_kubectl']:.2f}x   target >= 5x")
     if "ceiling_vs_kubectl" in s:
         print(f"  ceiling on this machine: {s['ceiling_vs_kubectl']:.2f}x   (a tool that cost nothing itself, whose "
               f"applies cost the cluster side what the loop's did, on {os.cpu_count()} CPUs)")
     print(f"  median queued (wait for a slot of max_parallel): {s['median_queued_seconds']:.2f} s")
     print(f"  kwok nodes seen NotReady (all clusters, so far): {s.get('node_not_ready_events_so_far')}")
-    for key, label in (("cpu_seconds_rollout", "CPU s during rollout"), ("cpu_seconds_kubectl_loop", "CPU s during loop")):
+    for key, label in (("cpu_seconds_rollout", "CPU s during rollout"),
+                       ("cpu_seconds_kubectl_loop", "CPU s during loop")):
         if key in s:
             cpu = s[key]
             print(f"  {label:<22} total {sum(cpu.values()):.1f}: "
@@ -567,7 +572,7 @@ def main() -> None:
             result = run_rollout(release, f"bench-phase={phase}", len(members), max_parallel, author,
                                  timeout=300 + 15 * len(members))
             cpu1 = meter.snapshot()
-            integrity = check_objects(kubectl, [l.kubeconfig_path for l in locals_],
+            integrity = check_objects(kubectl, [local.kubeconfig_path for local in locals_],
                                       [name for name, _ in members], tmp)
             log(f"{phase}: kubectl loop over {len(members)} clusters")
             cpu2 = meter.snapshot()

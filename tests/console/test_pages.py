@@ -17,7 +17,8 @@ from fleet.policy.models import PolicyDecision
 from fleet.policy.services import import_policy_set
 from fleet.rollouts import services
 from fleet.rollouts.models import Rollout, Wave
-from fleet.rollouts.states import RolloutState as R, transition
+from fleet.rollouts.states import RolloutState as R
+from fleet.rollouts.states import transition
 from tests.console.conftest import PASSWORD, client_for
 from tests.e2e.conftest import DENY_CONFIGMAPS
 
@@ -216,7 +217,7 @@ def test_the_deployment_history_shows_the_repository_error(as_role, fleet):
     response = as_role("viewer").get("/clusters/edge-001/history/", HTTP_X_FRAGMENT="1")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "<html" not in html and 'role="alert"' in html and "/nonexistent/vendor.git" in html
+    assert "<html" not in html and 'role="alert"' in html and "must be inside FLEET_GIT_LOCAL_ROOTS" in html
     assert "<html" in as_role("viewer").get("/clusters/edge-001/history/").content.decode()
 
 
@@ -252,8 +253,11 @@ def test_the_audit_trail_filters_exports_and_verifies(as_role, fleet):
     assert 'id="f-since-error"' in html and "Nothing was looked up" in html
     html = viewer.get("/audit/", {"action": "rollout.", "source": ""}).content.decode()
     assert "rollout.create" in html and "auth.login" not in html
+    assert "The chain has not been verified yet" in html
     assert 'href="/api/v1/audit/export/?format=csv&amp;action=rollout."' in html
     exported = viewer.get("/api/v1/audit/export/", {"format": "csv", "action": "rollout."})
     assert exported.status_code == 200 and b"rollout.create" in b"".join(exported.streaming_content)
     verified = viewer.get("/audit/verify/").content.decode()
     assert "intact" in verified and "check out" in verified
+    status = viewer.get("/audit/").content.decode()
+    assert "Chain" in status and "intact" in status and "by the web" in status

@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
 from fleet.core import context
 from fleet.dev import testrepo
@@ -29,9 +29,10 @@ from fleet.gitops.git import Git
 from fleet.inventory.models import Channel, Cluster, Release
 from fleet.kube.client import client_for
 from fleet.kube.errors import NotFound
-from fleet.rollouts import orchestrator, pipeline, services as rollouts, steps
+from fleet.rollouts import orchestrator, pipeline, steps
+from fleet.rollouts import services as rollouts
 from fleet.rollouts.models import ClusterDeployment, Rollout
-from fleet.rollouts.states import DeploymentState as D, ROLLOUT_FINISHED, transition
+from fleet.rollouts.states import ROLLOUT_FINISHED
 from fleet.toolchain.cache import locate
 
 IMAGE = "registry.local/web"

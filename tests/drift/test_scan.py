@@ -10,8 +10,8 @@ import time
 import pytest
 
 from fleet.audit.models import AuditEvent
-from fleet.core import context
-from fleet.drift import desired as desired_state, scan, services
+from fleet.drift import desired as desired_state
+from fleet.drift import scan, services
 from fleet.drift.choices import DriftState as S
 from fleet.drift.models import DesiredSet, DriftedResource, DriftScan
 from fleet.inventory.models import Cluster

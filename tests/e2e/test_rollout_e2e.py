@@ -20,7 +20,6 @@ from django.test import Client
 from django.utils import timezone
 
 from fleet.core import context
-
 from fleet.gitops import services as gitops
 from fleet.gitops.commits import Author
 from fleet.gitops.git import Git
@@ -29,7 +28,8 @@ from fleet.kube.client import client_for
 from fleet.policy.services import import_policy_set
 from fleet.rollouts import pipeline, services
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
-from fleet.rollouts.states import DeploymentState as D, transition
+from fleet.rollouts.states import DeploymentState as D
+from fleet.rollouts.states import transition
 from tests.e2e.conftest import wait_for
 from tests.rollouts.test_rollout_api import admin_action
 

@@ -9,7 +9,7 @@ from fleet.audit.models import AuditEvent
 from fleet.gitops import services
 from fleet.gitops.constants import OVERLAY_FILE, PARAMS_FILE
 from fleet.gitops.git import Git
-from tests.gitops.conftest import AUTHOR, internal_ref, clone_of
+from tests.gitops.conftest import AUTHOR, clone_of, internal_ref
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 

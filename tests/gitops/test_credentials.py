@@ -39,7 +39,10 @@ def test_https_token_goes_through_askpass_and_is_cleaned_up():
         script = Path(auth.env["GIT_ASKPASS"])
         assert TOKEN not in script.read_text() and auth.secrets == (TOKEN,)
         env = {**os.environ, **auth.env}
-        ask = lambda prompt: subprocess.run([script, prompt], env=env, capture_output=True, text=True).stdout
+
+        def ask(prompt: str) -> str:
+            return subprocess.run([script, prompt], env=env, capture_output=True, text=True).stdout
+
         assert ask("Username for 'https://git.example.com': ") == "fleet\n"
         assert ask("Password for 'https://fleet@git.example.com': ") == f"{TOKEN}\n"
     assert not script.parent.exists()

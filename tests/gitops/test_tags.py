@@ -10,7 +10,7 @@ import pytest
 from fleet.audit.models import AuditEvent
 from fleet.gitops import services, tags
 from fleet.gitops.errors import BadInput
-from tests.gitops.conftest import AUTHOR, internal_ref, clone_of
+from tests.gitops.conftest import AUTHOR, clone_of, internal_ref
 from tests.gitops.test_upgrade import release
 
 pytestmark = [pytest.mark.django_db]

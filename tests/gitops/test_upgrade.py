@@ -13,7 +13,7 @@ from fleet.gitops.errors import BadInput
 from fleet.gitops.git import Git
 from fleet.render.errors import RenderError
 from tests.factories import ChannelFactory, ReleaseFactory
-from tests.gitops.conftest import AUTHOR, internal_ref, push_to_internal, clone_of
+from tests.gitops.conftest import AUTHOR, clone_of, internal_ref, push_to_internal
 
 pytestmark = [pytest.mark.django_db]
 

@@ -9,7 +9,7 @@ import pytest
 
 from fleet.gitops import services
 from fleet.gitops.errors import BadInput, WorkspaceBusy
-from tests.gitops.conftest import internal_ref, clone_of
+from tests.gitops.conftest import clone_of, internal_ref
 
 pytestmark = [pytest.mark.django_db]
 

@@ -7,7 +7,7 @@ objects and may run in any order on the shared session clusters.
 from __future__ import annotations
 
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,6 +15,7 @@ from fleet.kube.applyset import ApplySet
 from fleet.kube.client import KubeClient
 from fleet.kube.errors import NotFound
 from tests.kube.support import connect
+
 
 @pytest.fixture
 def local_cluster(local_fleet):

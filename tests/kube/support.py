@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fleet.kube.client import KubeClient
 from fleet.inventory.kubeconfig import ConnectionSpec
+from fleet.kube.client import KubeClient
 
 
 def connect(cluster, *, token: str | None = None, ca_pem: str | None = None,

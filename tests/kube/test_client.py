@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.kube.client import KubeClient, RateLimiter
 from fleet.inventory.kubeconfig import ConnectionSpec
+from fleet.kube.client import KubeClient, RateLimiter
 from fleet.kube.connection import spec_from_kubeconfig
 from fleet.kube.probe import probe
 from tests.certs import self_signed

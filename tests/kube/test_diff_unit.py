@@ -5,8 +5,8 @@ import base64
 
 import pytest
 
-from fleet.kube.diff import compare, desired_view
 from fleet.core.objects import ObjectRef
+from fleet.kube.diff import compare, desired_view
 
 pytestmark = pytest.mark.embedded
 

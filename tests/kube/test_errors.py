@@ -7,12 +7,20 @@ import socket
 import pytest
 
 from fleet.kube.apply import apply_set
-from fleet.kube.errors import (FieldConflict, Forbidden, InvalidObject, NotFound,
-                               Timeout, TLSVerificationFailed, Unauthorized, UnknownKind,
-                               Unreachable)
+from fleet.kube.errors import (
+    FieldConflict,
+    Forbidden,
+    InvalidObject,
+    NotFound,
+    Timeout,
+    TLSVerificationFailed,
+    Unauthorized,
+    UnknownKind,
+    Unreachable,
+)
+from tests.certs import self_signed
 from tests.kube.manifests import configmap, namespace
 from tests.kube.support import connect
-from tests.certs import self_signed
 
 pytestmark = pytest.mark.cluster
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from fleet.core.objects import ObjectRef
 from fleet.kube.apply import apply_set
 from fleet.kube.errors import Timeout
 from fleet.kube.health import wait_healthy
-from fleet.core.objects import ObjectRef
 from tests.kube.manifests import configmap, crd, deployment, namespace
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

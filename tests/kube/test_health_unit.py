@@ -2,8 +2,8 @@
 
 import pytest
 
-from fleet.kube.health import assess
 from fleet.core.objects import ObjectRef
+from fleet.kube.health import assess
 
 pytestmark = pytest.mark.embedded
 

@@ -5,9 +5,9 @@ import hashlib
 
 import pytest
 
+from fleet.core.objects import ObjectRef
 from fleet.kube.applyset import ApplySet, applyset_id, format_group_kind, parse_group_kind
 from fleet.kube.errors import InvalidObject
-from fleet.core.objects import ObjectRef
 from fleet.kube.objects import is_first_phase, ref_of, refs_of
 
 pytestmark = pytest.mark.embedded

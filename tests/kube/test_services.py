@@ -117,7 +117,7 @@ def test_inventory_clusters_sharing_a_server_do_not_prune_each_other(local_clust
     first, second = inventory_cluster(local_cluster), inventory_cluster(local_cluster)
     spaces = [f"shared-{cluster.pk}" for cluster in (first, second)]
     try:
-        for cluster, space in zip((first, second), spaces):
+        for cluster, space in zip((first, second), spaces, strict=True):
             services.apply(cluster, [namespace(space), configmap(space, "app")])
         assert services.applyset_for(first).id != services.applyset_for(second).id
         for space in spaces:

@@ -146,7 +146,8 @@ def test_waivers(admin_client_api, operator, viewer, baseline_set, configured_en
     assert body["allowed"] is True
     assert [(v["enforcement"], v["waiver"]) for v in body["violations"]] == [("waived", "legacy-latest")]
     Waiver.objects.filter(name="legacy-latest").update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert viewer.post(EVALUATE, {"manifests": [bad_deployment()], "labels": {"env": "prod"}}).json()["allowed"] is False
+    verdict = viewer.post(EVALUATE, {"manifests": [bad_deployment()], "labels": {"env": "prod"}}).json()
+    assert verdict["allowed"] is False
 
 
 def test_waiver_must_expire_in_the_future(admin_client_api):
@@ -178,7 +179,8 @@ def test_an_unreachable_opa_denies_with_the_reason(viewer, baseline_set, setting
 def test_an_inventory_for_gatekeeper_templates(viewer):
     base = Path(__file__).parent / "gatekeeper" / "uniqueserviceselector"
     PolicySet.objects.create(name="unique", files={
-        "t.yaml": (base / "template.yaml").read_text() + "---\n" + (base / "constraint-unique-selector.yaml").read_text()})
+        "t.yaml": (base / "template.yaml").read_text() + "---\n"
+        + (base / "constraint-unique-selector.yaml").read_text()})
     web = {**service("web"), "spec": {"selector": {"app": "web"}}}
     old = {**service("web-old"), "spec": {"selector": {"app": "web"}}}
     assert viewer.post(EVALUATE, {"manifests": [web]}).json()["allowed"] is True

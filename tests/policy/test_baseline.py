@@ -68,7 +68,8 @@ CASES = [
     ("bad owner value", namespace("shop", owner="Not_Valid"), "prod",
      [("K8sRequiredLabels/namespaces-have-owner", "Namespace/shop")]),
     ("excluded namespace", namespace("kube-system", owner=None), "prod", []),
-    ("NodePort (Gatekeeper v1)", service(type_="NodePort"), "prod", [("K8sBlockNodePort/no-nodeport", "Service/shop/web")]),
+    ("NodePort (Gatekeeper v1)", service(type_="NodePort"), "prod",
+     [("K8sBlockNodePort/no-nodeport", "Service/shop/web")]),
 ]
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleet.toolchain.build import ensure_binaries
 from fleet.policy import gate, verify
 from fleet.policy.bundle import load_bundle
 from fleet.policy.gatekeeper.templates import is_constraint, is_template
 from fleet.policy.inputs import build_input
+from fleet.toolchain.build import ensure_binaries
 
 SUITES = Path(__file__).parent / "gatekeeper"
 SUITE_FILES = sorted(SUITES.glob("*/suite.yaml"))

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from fleet.dev.opa_process import free_port
 from fleet.policy import gate
 from fleet.policy.bundle import load_bundle
 from fleet.policy.engines.managed import ManagedOpaEngine
 from fleet.policy.engines.opa_engine import OpaEngine
-from fleet.dev.opa_process import free_port
 from fleet.policy.inputs import build_input
 from tests.policy.conftest import POLICIES_DIR
 from tests.policy.objects import deployment, namespace

@@ -91,7 +91,8 @@ def test_reserved_package():
 
 
 def test_policy_failing_at_run_time(engine):
-    files = {"rt.rego": 'package rt\nimport rego.v1\n\ndeny contains m if {\n  m := sprintf("%d", [to_number(input.kind)])\n}\n',
+    files = {"rt.rego": 'package rt\nimport rego.v1\n\n'
+                       'deny contains m if {\n  m := sprintf("%d", [to_number(input.kind)])\n}\n',
              "a_ok.rego": 'package ok\nimport rego.v1\n\ndeny contains "fine" if false\n'}
     verdict = evaluate(engine, files)
     error = only_error(verdict)
@@ -144,7 +145,8 @@ def test_parameters_a_template_does_not_declare_are_refused():
     any parameters for a v1 template with no schema, is refused; a v1beta1 template
     keeps unknown fields (its legacy schema)."""
     base = Path(__file__).parent / "gatekeeper" / "requiredlabels"
-    files = {"t.yaml": (base / "template.yaml").read_text(), "c.yaml": (base / "constraint-extra-param.yaml").read_text()}
+    files = {"t.yaml": (base / "template.yaml").read_text(),
+             "c.yaml": (base / "constraint-extra-param.yaml").read_text()}
     with pytest.raises(PolicyError, match=r"unknown fields: \['spec.parameters.extra'\]") as caught:
         load_bundle(files)
     assert (caught.value.code, caught.value.file) == ("constraint", "c.yaml")

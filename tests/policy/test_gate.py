@@ -23,7 +23,8 @@ pytestmark = pytest.mark.embedded
 
 def run(engine, mode="enforce", waivers=(), objects=None, labels=None, files=None):
     spec = gate.PolicySetSpec("set-a", mode, False, load_bundle(files or RULES))
-    data = build_input(objects or [deployment(), service()], cluster={"name": "c1", "labels": labels or {"env": "prod"}})
+    data = build_input(objects or [deployment(), service()],
+                       cluster={"name": "c1", "labels": labels or {"env": "prod"}})
     return gate.evaluate([spec], data, engine, waivers=waivers, now=NOW)
 
 
@@ -99,8 +100,9 @@ def test_verdict_as_dict(embedded_engine):
 
 def test_the_change_and_release_reach_set_scoped_policies(engine):
     files = {"s.rego": "# fleet:scope set\npackage s\nimport rego.v1\n\n"
-                       "deny contains sprintf(\"%s %s->%s +%d ~%d -%d\", [input.cluster.name, input.release.from.version, "
-                       "input.release.to.version, count(input.change.added), count(input.change.changed), "
+                       "deny contains sprintf(\"%s %s->%s +%d ~%d -%d\", "
+                       "[input.cluster.name, input.release.from.version, input.release.to.version, "
+                       "count(input.change.added), count(input.change.changed), "
                        "count(input.change.removed)]) if true\n"}
     old = deployment(replicas=2)
     data = build_input([deployment(replicas=3), service()], cluster={"name": "c1"},

@@ -26,16 +26,15 @@ from rest_framework.test import APIClient
 from fleet.accounts.roles import Role
 from fleet.core import context
 from fleet.dev import testrepo
-from fleet.inventory.models import Channel, Cluster, Release
 from fleet.dev.localfleet.register import register
+from fleet.inventory.models import Channel, Cluster, Release
 from fleet.policy.services import import_policy_set
-from fleet.rollouts import orchestrator, pipeline, services
+from fleet.rollouts import orchestrator, pipeline, services, steps
 from fleet.rollouts.models import Rollout, Wave
 from fleet.rollouts.states import ROLLOUT_FINISHED
 from tests.conftest import make_client
 from tests.e2e.conftest import DENY_CONFIGMAPS
 from tests.factories import ClusterFactory
-
 
 
 @pytest.hookimpl(trylast=True)
@@ -64,7 +63,7 @@ def drive(rollout: Rollout, django_capture_on_commit_callbacks) -> Rollout:
     for _ in range(50):
         queued: list[int] = []
         scheduler = orchestrator.Scheduler(run_deployment=queued.append, advance_later=lambda pk, delay: None,
-                                           recheck_health=pipeline.recheck_health)
+                                           recheck_health=steps.recheck_health)
         with django_capture_on_commit_callbacks(execute=True):
             orchestrator.advance(rollout.pk, scheduler)
         for deployment_id in queued:

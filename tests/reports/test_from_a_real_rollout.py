@@ -18,9 +18,9 @@ from django.test import Client
 from fleet.accounts import services as accounts
 from fleet.accounts.roles import Role
 from fleet.audit import checkpoints
-from fleet.core import context
 from fleet.audit.models import AuditEvent
 from fleet.audit.services import verify_chain
+from fleet.core import context
 from fleet.reports import services
 from fleet.reports.anchors import deploy_tag_anchors
 from fleet.reports.render import to_csv, to_pdf

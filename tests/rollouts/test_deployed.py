@@ -8,9 +8,11 @@ import pytest
 from django.utils import timezone
 
 from fleet.inventory.models import Cluster
+from fleet.rollouts import steps
 from fleet.rollouts.deployed import deployed_on, release_spread, running
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
-from fleet.rollouts.states import DeploymentState as D, RolloutState as R
+from fleet.rollouts.states import DeploymentState as D
+from fleet.rollouts.states import RolloutState as R
 from tests.factories import ClusterFactory, ReleaseFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -42,3 +44,19 @@ def test_the_running_release_follows_successes_and_rollbacks():
     assert list(running(Cluster.objects.order_by("name"), first.pk)) == [failed, rolled_back]
     assert list(running(Cluster.objects.all(), second.pk)) == []
     assert list(running(Cluster.objects.all(), None)) == [fresh]
+
+
+def test_a_rollback_across_channels_leaves_the_cluster_on_the_channel_of_the_tag_it_returned_to():
+    old, new = ReleaseFactory(version="1.0.0"), ReleaseFactory(version="1.1.0")  # each on its own channel
+    assert old.channel != new.channel
+    cluster = ClusterFactory(name="crossed", channel=new.channel)  # the upgrade moved it to 1.1's channel
+    deployment(cluster, old, D.SUCCEEDED, "deploy/2026-01-01/release-1.0")
+    deployment(cluster, new, D.SUCCEEDED, "deploy/2026-01-02/release-1.1")
+    rollback = deployment(cluster, new, D.RUNNING, "deploy/2026-01-01/release-1.0", kind=Rollout.Kind.ROLLBACK)
+    assert steps.record(steps.Context(deployment=rollback, workspace=None)) == {"channel": old.channel.name}
+    cluster.refresh_from_db()
+    assert cluster.channel == old.channel
+    ClusterDeployment.objects.filter(pk=rollback.pk).update(state=D.SUCCEEDED)  # one running per cluster
+    forward = deployment(cluster, new, D.RUNNING, "deploy/2026-01-03/release-1.1")
+    assert steps.record(steps.Context(deployment=forward, workspace=None)) == {"channel": new.channel.name}
+    assert Cluster.objects.get(pk=cluster.pk).channel == new.channel

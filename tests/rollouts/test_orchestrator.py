@@ -10,9 +10,9 @@ workers on real clusters.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Iterator
 
 import pytest
 from django.utils import timezone
@@ -22,7 +22,10 @@ from fleet.audit.models import AuditEvent
 from fleet.inventory.models import Cluster, Release
 from fleet.rollouts import orchestrator, services
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
-from fleet.rollouts.states import DeploymentState as D, RolloutState as R, WaveState as W, transition
+from fleet.rollouts.states import DeploymentState as D
+from fleet.rollouts.states import RolloutState as R
+from fleet.rollouts.states import WaveState as W
+from fleet.rollouts.states import transition
 from tests.factories import ClusterFactory, ReleaseFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]

@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from fleet.rollouts import pipeline, services
 from fleet.rollouts.models import ClusterDeployment
-from fleet.rollouts.states import DeploymentState as D, transition
+from fleet.rollouts.states import DeploymentState as D
+from fleet.rollouts.states import transition
 from tests.factories import ClusterFactory, ReleaseFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]

@@ -6,10 +6,10 @@ the end-to-end suite drives real rollouts on the real local fleet.
 
 import pytest
 
+from fleet.accounts.roles import Role
 from fleet.audit.models import AuditEvent
 from fleet.rollouts.models import ClusterDeployment, Rollout
 from fleet.rollouts.states import RolloutState
-from fleet.accounts.roles import Role
 from tests.conftest import make_client
 from tests.factories import ClusterFactory, ReleaseFactory
 

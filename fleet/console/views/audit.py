@@ -7,11 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from fleet.audit.api import AuditEventFilter
-from fleet.core.context import SOURCES
 from fleet.audit.models import AuditEvent
-from fleet.audit.services import verify_chain
+from fleet.audit.services import latest_verification, verify_and_record
 from fleet.console.access import requires
 from fleet.console.forms import filter_errors, given, paginate
+from fleet.core.context import SOURCES
 
 
 @requires()
@@ -23,10 +23,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     query.pop("page", None)
     return render(request, "console/audit/list.html",
                   {"page": page, "events": page.object_list if page else [], "errors": errors,
-                   "sources": SOURCES, "export_query": query.urlencode()})
+                   "sources": SOURCES, "export_query": query.urlencode(), "verification": latest_verification()})
 
 
 @requires()
 def audit_verify(request: HttpRequest) -> HttpResponse:
     """Walk the whole chain now (the hourly task does the same) and say where it breaks."""
-    return render(request, "console/audit/verify.html", {"report": verify_chain()})
+    return render(request, "console/audit/verify.html", {"report": verify_and_record()})

@@ -5,7 +5,7 @@ Kept apart from the rest of the package, which must work without Django.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from fleet.dev.localfleet.cluster import LocalCluster
 from fleet.inventory import services

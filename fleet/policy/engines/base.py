@@ -83,7 +83,7 @@ class Engine(ABC):
         one out lets a caller that already knows those hits (``MemoEngine``) skip them.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most engines hold nothing
         """Release what the engine holds (connections, compiled policies)."""
 
 

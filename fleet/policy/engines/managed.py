@@ -141,7 +141,7 @@ class ManagedOpa:
 
     def _start(self) -> subprocess.Popen | None:
         env = {**os.environ, "GOGC": os.environ.get("GOGC", "400")}  # see opa_process.py on GOGC
-        for attempt in range(3):
+        for _attempt in range(3):
             with (self._dir / "opa.log").open("a") as log:
                 process = subprocess.Popen(
                     [str(self.binary), "run", "--server", "--v0-compatible", "--addr", f"127.0.0.1:{self.port}",

@@ -33,7 +33,7 @@ class Command(FleetCommand):
             user, password = services.create_user(options["username"], Role.parse(options["role"]),
                                                   options["password"])
         except ValueError as exc:
-            raise self.fail(str(exc))
+            raise self.fail(str(exc)) from None
         self.stdout.write(f"created {user} ({options['role']})")
         if not options["password"]:
             self.stdout.write(f"password: {password}")

@@ -20,7 +20,7 @@ from django.conf import settings
 from fleet.audit import export, retention
 from fleet.audit.checkpoints import checkpoint_head
 from fleet.audit.keys import public_key, signing_key_id
-from fleet.audit.services import verify_chain
+from fleet.audit.services import verify_and_record
 from fleet.audit.verify import read_checkpoints
 from fleet.core.commands import FleetCommand
 from fleet.core.errors import FleetError
@@ -63,11 +63,11 @@ class Command(FleetCommand):
             try:
                 external = list(read_checkpoints(options["checkpoints"].read_bytes().splitlines()))
             except (OSError, ValueError) as exc:
-                raise self.fail(f"{options['checkpoints']}: {exc}")
+                raise self.fail(f"{options['checkpoints']}: {exc}") from None
         anchors, unreachable = deploy_tag_anchors() if options["anchors"] else ([], [])
         for warning in unreachable:
             self.stderr.write(f"warning: {warning}")
-        report = verify_chain(anchors=anchors, checkpoints=external,
+        report = verify_and_record(anchors=anchors, checkpoints=external,
                               workers=settings.FLEET_AUDIT_VERIFY_WORKERS)
         if not report.ok:
             raise self.fail(f"audit chain BROKEN after {report.good} good events: {report.reason}")

@@ -19,7 +19,7 @@ class Command(FleetCommand):
         try:
             rollout = demo.seed(options["clusters"], options["author"], say=self.stdout.write)
         except (ToolchainError, LocalFleetError) as exc:
-            raise self.fail(str(exc))
+            raise self.fail(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(
             f"demo ready: rollout #{rollout.pk} ({rollout.release}) waits to be started: "
             f"POST /api/v1/rollouts/{rollout.pk}/start/, the admin's 'Start' action, or "

@@ -39,6 +39,6 @@ class Command(FleetCommand):
         except SyncError as exc:
             for problem in exc.problems:
                 self.stderr.write(f"error: {problem}")
-            raise self.fail(f"{len(exc.problems)} problem(s) in {directory}; the inventory is unchanged")
+            raise self.fail(f"{len(exc.problems)} problem(s) in {directory}; the inventory is unchanged") from None
         self.stdout.write(self.style.SUCCESS(
             f"applied: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted"))

@@ -95,7 +95,8 @@ class Command(FleetCommand):
             review_deletes=options["review_deletes"])
         verb = "created" if created else "updated"
         self.stdout.write(self.style.SUCCESS(
-            f"policy set {policy_set.name} {verb}: {len(policy_set.files)} files, bundle {policy_set.bundle_hash[:12]}"))
+            f"policy set {policy_set.name} {verb}: {len(policy_set.files)} files, "
+            f"bundle {policy_set.bundle_hash[:12]}"))
 
     def run_verify(self, options) -> None:
         results = verify.verify(get_engine(options["engine"]), options["paths"])

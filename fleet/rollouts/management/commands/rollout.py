@@ -89,7 +89,7 @@ class Command(FleetCommand):
             try:
                 waves = jsonload.loads(options["waves"].read_text(), source=str(options["waves"]))
             except OSError as exc:
-                raise self.fail(f"{options['waves']}: {exc.strerror}")
+                raise self.fail(f"{options['waves']}: {exc.strerror}") from None
         request = services.RolloutRequest(release=release, selector=options["selector"], waves=waves,
                                           template=options["template"] or "")
         rollout = services.create_rollout(request, self._user(options["as_user"]))
