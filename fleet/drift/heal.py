@@ -179,8 +179,8 @@ def _contest_if_recurring(drift: ClusterDrift) -> bool:
 
 def after_scan(drift: ClusterDrift) -> None:
     """What a scan's outcome asks of self-heal: settle the last heal, then heal again if
-    the cluster is drifted, set to heal, not contested, not backing off, in its window."""
-    drift.refresh_from_db()
+    the cluster is drifted, set to heal, not contested, not backing off, in its window.
+    ``drift`` is the row as the scan just recorded it."""
     if _settle_heal(drift) is not None:
         return  # a heal (or another rollout) is running: never heal under it
     if drift.state != S.DRIFTED or drift.contested_at:

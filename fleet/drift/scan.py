@@ -32,7 +32,7 @@ from fleet.drift import rules as ignore
 from fleet.drift.choices import DriftState as S
 from fleet.drift.choices import ResourceState as RS
 from fleet.drift.choices import Trigger
-from fleet.drift.desired import Deployed, Desired, deployed, desired_for
+from fleet.drift.desired import Deployed, Desired, deployed, desired_for, preload
 from fleet.drift.errors import DesiredStateError
 from fleet.drift.models import ClusterDrift, DriftedResource, DriftScan, IgnoreRule
 from fleet.inventory.models import Cluster
@@ -206,6 +206,42 @@ def record(seen: Observation, trigger: str) -> ClusterDrift:
     return drift
 
 
+STEADY_BATCH = 200
+
+
+def _steady(seen: Observation, row: ClusterDrift | None) -> bool:
+    """In sync now and at the last scan, with nothing open: the fleet's usual case,
+    written in bulk (timings and a history row; no state change, nothing to audit)."""
+    return (seen.state == S.IN_SYNC and row is not None and row.state == S.IN_SYNC
+            and row.missing + row.modified + row.pending_prune == 0)
+
+
+def record_steady(batch: list[tuple[Observation, ClusterDrift]], trigger: str) -> list[ClusterDrift]:
+    """Record many steady observations in two statements. The update is conditional on
+    the rows still being in sync with nothing open; if another scan changed one meanwhile,
+    the batch is recorded one by one instead."""
+    now = timezone.now()
+    rows = []
+    for seen, row in batch:
+        row.last_scan_at, row.last_scan_seconds = seen.started_at, round(seen.seconds, 4)
+        row.next_scan_at, row.ignored = next_scan(row, now), seen.ignored
+        row.desired_key, row.deployed_tag, row.cluster = seen.key, seen.tag, seen.cluster
+        rows.append(row)
+    fields = ["last_scan_at", "last_scan_seconds", "next_scan_at", "ignored", "desired_key", "deployed_tag"]
+    with transaction.atomic():
+        updated = ClusterDrift.objects.filter(state=S.IN_SYNC, missing=0, modified=0, pending_prune=0).bulk_update(
+            rows, fields)
+        if updated != len(rows):
+            transaction.set_rollback(True)
+    if updated != len(rows):
+        return [record(seen, trigger) for seen, _ in batch]
+    DriftScan.objects.bulk_create([DriftScan(
+        cluster=seen.cluster, trigger=trigger, started_at=seen.started_at, seconds=round(seen.seconds, 4),
+        state=seen.state, counts=row.counts, requests=seen.requests, desired_cached=seen.cached, tag=seen.tag)
+        for seen, row in batch])
+    return rows
+
+
 def _record_resources(drift: ClusterDrift, seen: Observation, now: datetime) -> None:
     """Open a row per newly drifted object, update the open ones, resolve those back in sync."""
     had_open = drift.missing + drift.modified + drift.pending_prune > 0 or drift.state != S.IN_SYNC
@@ -237,37 +273,59 @@ def scan_cluster(cluster: Cluster, *, trigger: str = Trigger.MANUAL) -> ClusterD
 def scan_clusters(clusters: Iterable[Cluster], *, trigger: str = Trigger.MANUAL,
                   progress: Callable[[ClusterDrift], None] | None = None,
                   max_parallel: int | None = None) -> list[ClusterDrift]:
-    """Scan ``clusters`` concurrently: desired states and rules read once, each cluster
-    observed on its own thread (bounded), each recorded as soon as it is observed."""
+    """Scan ``clusters`` concurrently: deployments, cached desired sets and rules read
+    once for all; each cluster observed on a thread of its own (bounded; no database
+    there unless its desired set must be rendered), and recorded on the caller's thread
+    as soon as it is observed."""
     from fleet.drift import heal  # heal builds on scans: imported here, not at the top
 
     clusters = list(clusters)
     current = deployed(c.pk for c in clusters)
+    preload(current.values())
     compiled = compiled_rules()
     recorded: list[ClusterDrift] = []
 
-    def observed(cluster: Cluster) -> ClusterDrift:
-        return record(observe(cluster, current.get(cluster.pk), compiled), trigger)
+    def observed(cluster: Cluster) -> Observation:
+        return observe(cluster, current.get(cluster.pk), compiled)
 
-    def on_thread(cluster: Cluster) -> ClusterDrift:
+    def on_thread(cluster: Cluster) -> Observation:
         try:
             return observed(cluster)
         finally:
-            connection.close()  # a worker thread's own connection: give it back
+            if connection.connection is not None:  # a render on a cache miss used the database
+                connection.close()
+
+    rows = {row.cluster_id: row for row in ClusterDrift.objects.filter(cluster__in=clusters)}
+    steady: list[tuple[Observation, ClusterDrift]] = []
+
+    def written(drifts: list[ClusterDrift]) -> None:
+        recorded.extend(drifts)
+        for drift in drifts:
+            if progress:
+                progress(drift)
+
+    def flush() -> None:
+        if steady:
+            written(record_steady(steady, trigger))
+            steady.clear()
+
+    def done(seen: Observation) -> None:
+        row = rows.get(seen.cluster.pk)
+        if _steady(seen, row):
+            steady.append((seen, row))
+            if len(steady) >= STEADY_BATCH:
+                flush()
+        else:
+            written([record(seen, trigger)])
 
     if len(clusters) == 1:  # on the caller's thread (and in its transaction, if any)
-        recorded.append(observed(clusters[0]))
-        if progress:
-            progress(recorded[0])
-    else:
+        done(observed(clusters[0]))
+    elif clusters:
         parallel = max(1, min(max_parallel or settings.FLEET_DRIFT_SCAN_PARALLEL, len(clusters)))
         with ThreadPoolExecutor(parallel, thread_name_prefix="drift-scan") as pool:
-            futures = [pool.submit(on_thread, cluster) for cluster in clusters]
-            for future in as_completed(futures):
-                drift = future.result()
-                recorded.append(drift)
-                if progress:
-                    progress(drift)
+            for future in as_completed([pool.submit(on_thread, cluster) for cluster in clusters]):
+                done(future.result())
+    flush()
     for drift in recorded:
         heal.after_scan(drift)
     return recorded
