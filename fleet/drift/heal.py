@@ -28,10 +28,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.accounts import rules as access
-from fleet.accounts.roles import Role, role_of
+from fleet.accounts.roles import Role
 from fleet.audit import services as audit
 from fleet.core.errors import FleetError
 from fleet.drift import modes
+from fleet.drift.access import require
 from fleet.drift.choices import DriftState as S
 from fleet.drift.choices import Mode
 from fleet.drift.choices import ResourceState as RS
@@ -62,16 +63,6 @@ def _system_user():
     return user
 
 
-def _require_operator(user) -> None:
-    """Healing is an operator's act (the API checks it too); the machine (CLI, tasks) passes."""
-    if user is None:
-        return
-    if (role_of(user) or 0) < Role.OPERATOR:
-        name = user.get_username() if user.is_authenticated else "anonymous"
-        raise access.AccessDenied(f"healing a cluster needs the operator role; {name} does not have it",
-                                  detail={"act": "heal", "needs": "operator"})
-
-
 def _diff_of(drift: ClusterDrift) -> list[dict]:
     """What the heal undoes, for its audit event: Secret values are already keyed hashes."""
     return [{"object": str(r.ref), "state": r.state, "manager": r.manager,
@@ -81,7 +72,7 @@ def _diff_of(drift: ClusterDrift) -> list[dict]:
 def request_heal(cluster: Cluster, *, user=None, automatic: bool = False) -> HealAttempt:
     """Heal ``cluster`` now: create and start its heal rollout; raises :class:`DriftError`
     (``refused``) when it may not run, saying why. ``user``: who asks (None: the machine)."""
-    _require_operator(user if user is not None else access.acting_user())
+    require(Role.OPERATOR, "healing a cluster", user)
     with transaction.atomic():
         drift = ClusterDrift.objects.select_for_update().filter(cluster=cluster).first()
         if drift is None or drift.state != S.DRIFTED:
@@ -120,7 +111,7 @@ def request_heal(cluster: Cluster, *, user=None, automatic: bool = False) -> Hea
 
 def acknowledge(cluster: Cluster, *, user=None) -> ClusterDrift:
     """Someone decided: a contested cluster may be healed again, a frozen one deployed."""
-    _require_operator(user if user is not None else access.acting_user())
+    require(Role.OPERATOR, "acknowledging drift", user)
     drift = ClusterDrift.objects.filter(cluster=cluster).first()
     if drift is None:
         raise DriftError(f"cluster {cluster.name} has not been scanned", code="not-found")

@@ -118,8 +118,10 @@ def compiled_rules() -> list[ignore.CompiledRule]:
     return [ignore.compile_rule(rule) for rule in IgnoreRule.objects.all()]
 
 
-def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignore.CompiledRule]) -> Observation:
-    """Read and diff one cluster; every failure is this cluster's state, never raised."""
+def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignore.CompiledRule], *,
+            pool: ThreadPoolExecutor | None = None) -> Observation:
+    """Read and diff one cluster (its reads on ``pool`` when given); every failure is this
+    cluster's state, never raised."""
     started, clock = timezone.now(), time.perf_counter()
     result = Observation(cluster, S.UNKNOWN, started_at=started)
     client = None
@@ -132,7 +134,7 @@ def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignor
         client = client_for(cluster)
         before = client.requests_sent
         try:
-            report = kube.diff(cluster, desired.objects)
+            report = kube.diff(cluster, desired.objects, pool=pool)
         finally:
             result.requests = client.requests_sent - before
         applicable = ignore.for_cluster(rules, cluster.labels)
@@ -150,6 +152,9 @@ def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignor
         result.state, result.reason = S.UNKNOWN, f"the cluster did not answer the scan: {exc}"
     except FleetError as exc:
         result.state, result.reason = S.ERROR, str(exc)
+    except Exception as exc:  # a bug: this cluster's error, logged with its trace, never the fleet's
+        logger.exception("drift scan of %s crashed", cluster.name)
+        result.state, result.reason = S.ERROR, f"the scan crashed: {type(exc).__name__}"
     finally:
         result.seconds = time.perf_counter() - clock
     return result
@@ -285,12 +290,12 @@ def scan_clusters(clusters: Iterable[Cluster], *, trigger: str = Trigger.MANUAL,
     compiled = compiled_rules()
     recorded: list[ClusterDrift] = []
 
-    def observed(cluster: Cluster) -> Observation:
-        return observe(cluster, current.get(cluster.pk), compiled)
+    def observed(cluster: Cluster, reads: ThreadPoolExecutor | None = None) -> Observation:
+        return observe(cluster, current.get(cluster.pk), compiled, pool=reads)
 
-    def on_thread(cluster: Cluster) -> Observation:
+    def on_thread(cluster: Cluster, reads: ThreadPoolExecutor) -> Observation:
         try:
-            return observed(cluster)
+            return observed(cluster, reads)
         finally:
             if connection.connection is not None:  # a render on a cache miss used the database
                 connection.close()
@@ -321,9 +326,12 @@ def scan_clusters(clusters: Iterable[Cluster], *, trigger: str = Trigger.MANUAL,
     if len(clusters) == 1:  # on the caller's thread (and in its transaction, if any)
         done(observed(clusters[0]))
     elif clusters:
+        # One pool observes clusters, another (shared) makes their reads: a thousand
+        # clusters start a few dozen threads, not a pool of their own each.
         parallel = max(1, min(max_parallel or settings.FLEET_DRIFT_SCAN_PARALLEL, len(clusters)))
-        with ThreadPoolExecutor(parallel, thread_name_prefix="drift-scan") as pool:
-            for future in as_completed([pool.submit(on_thread, cluster) for cluster in clusters]):
+        with ThreadPoolExecutor(parallel, thread_name_prefix="drift-scan") as pool, \
+                ThreadPoolExecutor(parallel * 2, thread_name_prefix="drift-read") as reads:
+            for future in as_completed([pool.submit(on_thread, cluster, reads) for cluster in clusters]):
                 done(future.result())
     flush()
     for drift in recorded:

@@ -45,8 +45,9 @@ def apply(cluster: Cluster, objects: Iterable[Manifest], *, applyset: ApplySet |
 
 
 def diff(cluster: Cluster, objects: Iterable[Manifest], *,
-         applyset: ApplySet | None = None) -> DiffReport:
-    return diff_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster))
+         applyset: ApplySet | None = None, pool: ThreadPoolExecutor | None = None) -> DiffReport:
+    """``pool``: where the reads run (see :func:`~fleet.kube.diff.diff_set`)."""
+    return diff_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster), pool=pool)
 
 
 def health(cluster: Cluster, refs: Iterable[ObjectRef], *, timeout: float) -> HealthReport:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from fleet.core import context
 from fleet.dev import testrepo
@@ -31,8 +32,9 @@ from fleet.kube.client import client_for
 from fleet.kube.errors import NotFound
 from fleet.rollouts import orchestrator, pipeline, steps
 from fleet.rollouts import services as rollouts
-from fleet.rollouts.models import ClusterDeployment, Rollout
+from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
 from fleet.rollouts.states import ROLLOUT_FINISHED
+from fleet.rollouts.states import DeploymentState as D
 from fleet.toolchain.cache import locate
 
 IMAGE = "registry.local/web"
@@ -100,6 +102,21 @@ class DriftWorld:
             release=self.release, clusters=[self.cluster.name],
             waves=[{"name": "all", "clusters": [self.cluster.name]}]), self.author)
         return self.run_rollout(rollout)
+
+    def twin(self, name: str, api_server_url: str) -> Cluster:
+        """Another inventory cluster at ``api_server_url``, recorded as deployed exactly as
+        this one is (same tag and commit, so its desired set comes from the same cache)."""
+        twin = Cluster.objects.get(pk=self.cluster.pk)
+        twin.pk, twin.name, twin.api_server_url = None, name, api_server_url
+        twin.save()
+        source = ClusterDeployment.objects.filter(cluster=self.cluster, state=D.SUCCEEDED).select_related(
+            "rollout").first()
+        rollout = Rollout.objects.create(release=source.rollout.release, strategy=[], author=self.author,
+                                         state="succeeded")
+        wave = Wave.objects.create(rollout=rollout, index=0, name="all", max_parallel=1, max_failures="0")
+        ClusterDeployment.objects.create(rollout=rollout, wave=wave, cluster=twin, state=D.SUCCEEDED,
+                                         tag=source.tag, local_sha=source.local_sha, finished_at=timezone.now())
+        return twin
 
     def run_rollout(self, rollout: Rollout) -> ClusterDeployment:
         deployment = rollout.deployments.get()
