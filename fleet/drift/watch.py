@@ -93,6 +93,15 @@ class ClusterWatcher:
             if self._timer:
                 self._timer.cancel()
 
+    def _refresh(self, wanted: dict[tuple, dict[str, Any]]) -> None:
+        try:
+            fresh = self._desired()
+        except (DesiredStateError, KubeError):
+            return  # keep comparing with what was desired; the periodic scan reports the error
+        with self._lock:
+            wanted.clear()
+            wanted.update(fresh)
+
     def _list(self, client: KubeClient, path: str, selector: str, wanted) -> str:
         listed = client.get(path, query={"labelSelector": selector})
         for item in listed.get("items") or []:
@@ -121,6 +130,7 @@ class ClusterWatcher:
                     if kind in ("ADDED", "MODIFIED", "DELETED"):
                         self.events += 1
                         self._seen(obj, wanted, deleted=kind == "DELETED")
+                self._refresh(wanted)  # the watch ended: a deployment may have changed what is desired
             except (KubeError, ValueError, threading.BrokenBarrierError) as exc:
                 logger.info("drift watch of %s %s: %s; retrying", self.cluster.name, path, exc)
                 if ready is not None and not signalled:
