@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,8 +118,24 @@ def compiled_rules() -> list[ignore.CompiledRule]:
     return [ignore.compile_rule(rule) for rule in IgnoreRule.objects.all()]
 
 
+class _Inline(Executor):
+    """Runs what is submitted at once, on the caller's thread: a fleet scan's per-cluster
+    reads, which the scan already runs in parallel across clusters."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever reads the future, as a pool would
+            future.set_exception(exc)
+        return future
+
+
+INLINE = _Inline()
+
+
 def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignore.CompiledRule], *,
-            pool: ThreadPoolExecutor | None = None) -> Observation:
+            pool: Executor | None = None) -> Observation:
     """Read and diff one cluster (its reads on ``pool`` when given); every failure is this
     cluster's state, never raised."""
     started, clock = timezone.now(), time.perf_counter()
@@ -290,12 +306,12 @@ def scan_clusters(clusters: Iterable[Cluster], *, trigger: str = Trigger.MANUAL,
     compiled = compiled_rules()
     recorded: list[ClusterDrift] = []
 
-    def observed(cluster: Cluster, reads: ThreadPoolExecutor | None = None) -> Observation:
+    def observed(cluster: Cluster, reads: Executor | None = None) -> Observation:
         return observe(cluster, current.get(cluster.pk), compiled, pool=reads)
 
-    def on_thread(cluster: Cluster, reads: ThreadPoolExecutor) -> Observation:
+    def on_thread(cluster: Cluster) -> Observation:
         try:
-            return observed(cluster, reads)
+            return observed(cluster, INLINE)
         finally:
             if connection.connection is not None:  # a render on a cache miss used the database
                 connection.close()
@@ -326,12 +342,11 @@ def scan_clusters(clusters: Iterable[Cluster], *, trigger: str = Trigger.MANUAL,
     if len(clusters) == 1:  # on the caller's thread (and in its transaction, if any)
         done(observed(clusters[0]))
     elif clusters:
-        # One pool observes clusters, another (shared) makes their reads: a thousand
+        # Clusters in parallel, each one's reads in turn on its thread: a thousand
         # clusters start a few dozen threads, not a pool of their own each.
         parallel = max(1, min(max_parallel or settings.FLEET_DRIFT_SCAN_PARALLEL, len(clusters)))
-        with ThreadPoolExecutor(parallel, thread_name_prefix="drift-scan") as pool, \
-                ThreadPoolExecutor(parallel * 2, thread_name_prefix="drift-read") as reads:
-            for future in as_completed([pool.submit(on_thread, cluster, reads) for cluster in clusters]):
+        with ThreadPoolExecutor(parallel, thread_name_prefix="drift-scan") as pool:
+            for future in as_completed([pool.submit(on_thread, cluster) for cluster in clusters]):
                 done(future.result())
     flush()
     for drift in recorded:

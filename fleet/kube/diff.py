@@ -19,7 +19,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -196,12 +196,12 @@ def _redact(change: FieldChange) -> FieldChange:
 
 
 def diff_set(client: KubeClient, objects: Iterable[Manifest], *,
-             applyset: ApplySet = ApplySet(), pool: ThreadPoolExecutor | None = None) -> DiffReport:
+             applyset: ApplySet = ApplySet(), pool: Executor | None = None) -> DiffReport:
     """Compare ``objects`` (labelled as :func:`~fleet.kube.apply.apply_set` would send
     them) with the cluster, and report members of the set no longer desired.
 
-    ``pool``: the reads run there (a fleet-wide scan shares one, instead of starting a
-    pool of threads per cluster); by default a pool of this cluster's own."""
+    ``pool``: where the reads run (a fleet-wide scan, already parallel across clusters,
+    passes one that runs them in turn); by default a pool of this cluster's own."""
     items = plan(client, objects, applyset)
     with ExitStack() as owned:
         pool = pool or owned.enter_context(worker_pool(client.cluster))
