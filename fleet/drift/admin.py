@@ -7,8 +7,7 @@ from django.contrib import admin, messages
 
 from fleet.drift import services
 from fleet.drift.errors import DriftError
-from fleet.drift.models import (ClusterDrift, DesiredSet, DriftedResource, DriftScan, HealAttempt, IgnoreRule,
-                                 ModeRule)
+from fleet.drift.models import ClusterDrift, DesiredSet, DriftedResource, DriftScan, HealAttempt, IgnoreRule, ModeRule
 
 
 class ReadOnly(admin.ModelAdmin):

@@ -35,3 +35,4 @@ class Trigger(models.TextChoices):
     MANUAL = "manual"
     DEPLOYMENT = "deployment"
     SELECTOR = "selector"
+    WATCH = "watch"  # an event on a watched object (``watch.ClusterWatcher``)

@@ -28,18 +28,22 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.accounts import rules as access
-from fleet.accounts.roles import Role, role_of
+from fleet.accounts.roles import Role
 from fleet.audit import services as audit
 from fleet.core.errors import FleetError
 from fleet.drift import modes
-from fleet.drift.choices import DriftState as S, Mode, ResourceState as RS
+from fleet.drift.access import require
+from fleet.drift.choices import DriftState as S
+from fleet.drift.choices import Mode
+from fleet.drift.choices import ResourceState as RS
 from fleet.drift.errors import DriftError
 from fleet.drift.models import ClusterDrift, HealAttempt
 from fleet.inventory.models import Cluster
 from fleet.rollouts import services as rollouts
 from fleet.rollouts.deployed import deployed_on
 from fleet.rollouts.models import Rollout
-from fleet.rollouts.states import DeploymentState as D, ROLLOUT_FINISHED
+from fleet.rollouts.states import ROLLOUT_FINISHED
+from fleet.rollouts.states import DeploymentState as D
 
 logger = logging.getLogger(__name__)
 SYSTEM_USER = "fleet-drift"  # the author of automatic heals
@@ -59,16 +63,6 @@ def _system_user():
     return user
 
 
-def _require_operator(user) -> None:
-    """Healing is an operator's act (the API checks it too); the machine (CLI, tasks) passes."""
-    if user is None:
-        return
-    if (role_of(user) or 0) < Role.OPERATOR:
-        name = user.get_username() if user.is_authenticated else "anonymous"
-        raise access.AccessDenied(f"healing a cluster needs the operator role; {name} does not have it",
-                                  detail={"act": "heal", "needs": "operator"})
-
-
 def _diff_of(drift: ClusterDrift) -> list[dict]:
     """What the heal undoes, for its audit event: Secret values are already keyed hashes."""
     return [{"object": str(r.ref), "state": r.state, "manager": r.manager,
@@ -78,7 +72,7 @@ def _diff_of(drift: ClusterDrift) -> list[dict]:
 def request_heal(cluster: Cluster, *, user=None, automatic: bool = False) -> HealAttempt:
     """Heal ``cluster`` now: create and start its heal rollout; raises :class:`DriftError`
     (``refused``) when it may not run, saying why. ``user``: who asks (None: the machine)."""
-    _require_operator(user if user is not None else access.acting_user())
+    require(Role.OPERATOR, "healing a cluster", user)
     with transaction.atomic():
         drift = ClusterDrift.objects.select_for_update().filter(cluster=cluster).first()
         if drift is None or drift.state != S.DRIFTED:
@@ -117,7 +111,7 @@ def request_heal(cluster: Cluster, *, user=None, automatic: bool = False) -> Hea
 
 def acknowledge(cluster: Cluster, *, user=None) -> ClusterDrift:
     """Someone decided: a contested cluster may be healed again, a frozen one deployed."""
-    _require_operator(user if user is not None else access.acting_user())
+    require(Role.OPERATOR, "acknowledging drift", user)
     drift = ClusterDrift.objects.filter(cluster=cluster).first()
     if drift is None:
         raise DriftError(f"cluster {cluster.name} has not been scanned", code="not-found")
@@ -176,8 +170,8 @@ def _contest_if_recurring(drift: ClusterDrift) -> bool:
 
 def after_scan(drift: ClusterDrift) -> None:
     """What a scan's outcome asks of self-heal: settle the last heal, then heal again if
-    the cluster is drifted, set to heal, not contested, not backing off, in its window."""
-    drift.refresh_from_db()
+    the cluster is drifted, set to heal, not contested, not backing off, in its window.
+    ``drift`` is the row as the scan just recorded it."""
     if _settle_heal(drift) is not None:
         return  # a heal (or another rollout) is running: never heal under it
     if drift.state != S.DRIFTED or drift.contested_at:

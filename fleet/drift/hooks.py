@@ -16,8 +16,10 @@ from typing import Any
 from django.db import transaction
 
 from fleet.core.objects import Manifest, ObjectRef
-from fleet.drift import modes, rules as ignore
-from fleet.drift.choices import DriftState as S, Mode, Trigger
+from fleet.drift import modes
+from fleet.drift import rules as ignore
+from fleet.drift.choices import DriftState as S
+from fleet.drift.choices import Mode, Trigger
 from fleet.drift.models import ClusterDrift
 from fleet.inventory.models import Cluster
 from fleet.kube.client import client_for
@@ -36,10 +38,11 @@ def freeze_reason(deployment: ClusterDeployment) -> str:
     drift = ClusterDrift.objects.filter(cluster_id=deployment.cluster_id, state=S.DRIFTED).first()
     if drift is None or modes.effective(drift, deployment.cluster.labels).mode != Mode.FREEZE:
         return ""
-    if drift.acknowledged_at and drift.first_drift_observed_at and drift.acknowledged_at >= drift.first_drift_observed_at:
-        return ""
-    since = f" since {drift.first_drift_observed_at:%Y-%m-%d %H:%M:%S} UTC" if drift.first_drift_observed_at else ""
-    return (f"cluster is frozen by drift: drifted{since}; heal it, acknowledge the drift or change its mode "
+    since = drift.first_drift_observed_at
+    if drift.acknowledged_at and since and drift.acknowledged_at >= since:
+        return ""  # someone decided about this drift
+    when = f" since {since:%Y-%m-%d %H:%M:%S} UTC" if since else ""
+    return (f"cluster is frozen by drift: drifted{when}; heal it, acknowledge the drift or change its mode "
             "before deploying")
 
 

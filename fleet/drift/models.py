@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from fleet.core.objects import ObjectRef
 from fleet.drift.choices import DriftState, Mode, ResourceState, Trigger
 from fleet.inventory.models import Cluster
 
@@ -107,9 +108,7 @@ class DriftedResource(models.Model):
         return f"{self.kind} {where}{self.name} ({self.state})"
 
     @property
-    def ref(self):
-        from fleet.core.objects import ObjectRef
-
+    def ref(self) -> ObjectRef:
         return ObjectRef(self.group, self.version, self.kind, self.namespace, self.name)
 
 

@@ -9,9 +9,11 @@ a rule without windows heals at any time.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time as dtime
-from typing import Any, Iterable, Mapping
+from datetime import datetime
+from datetime import time as dtime
+from typing import Any
 
 from fleet.core.labels import LabelError, parse_selector
 from fleet.drift.choices import Mode

@@ -10,9 +10,10 @@ reaches it (or a leaf above it) owns the field, with the time of its last write.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from django.utils.dateparse import parse_datetime
 

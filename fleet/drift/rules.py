@@ -20,13 +20,14 @@ import copy
 import fnmatch
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from fleet.core.labels import LabelError, Selector, parse_selector
 from fleet.core.objects import Manifest, ObjectRef
-from fleet.drift.errors import DriftError
 from fleet.drift import ownership
+from fleet.drift.errors import DriftError
 from fleet.kube.diff import FieldChange, Segment
 
 MAX_POINTERS = 50
@@ -85,8 +86,10 @@ def _token_matches(token: str, segment: Segment) -> bool:
 
 def _covers(pointer: Sequence[str], segments: Sequence[Segment]) -> bool:
     """The pointer names the field or one of its parents. A change reported whole at a
-    parent (a list of different length) is covered when the pointer lies inside it."""
-    return all(_token_matches(token, segment) for token, segment in zip(pointer, segments))
+    parent (a list whose length changed) is not covered by a pointer inside it: the rule
+    hides that field, not what else changed around it."""
+    return len(pointer) <= len(segments) and all(
+        _token_matches(token, segment) for token, segment in zip(pointer, segments, strict=False))
 
 
 def validate(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import random
-from concurrent.futures import ThreadPoolExecutor, as_completed
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,18 +27,21 @@ from django.utils import timezone
 from fleet.audit import services as audit
 from fleet.core.errors import FleetError
 from fleet.core.objects import ObjectRef
-from fleet.drift import ownership, rules as ignore
-from fleet.drift.choices import DriftState as S, ResourceState as RS, Trigger
-from fleet.drift.desired import Deployed, Desired, deployed, desired_for
+from fleet.drift import ownership
+from fleet.drift import rules as ignore
+from fleet.drift.choices import DriftState as S
+from fleet.drift.choices import ResourceState as RS
+from fleet.drift.choices import Trigger
+from fleet.drift.desired import Deployed, Desired, deployed, desired_for, preload
 from fleet.drift.errors import DesiredStateError
 from fleet.drift.models import ClusterDrift, DriftedResource, DriftScan, IgnoreRule
 from fleet.inventory.models import Cluster
 from fleet.kube import services as kube
-from fleet.kube.client import client_for
 from fleet.kube.applyset import PART_OF
+from fleet.kube.client import client_for
 from fleet.kube.diff import FieldChange, ObjectDiff
-from fleet.kube.objects import ref_of
 from fleet.kube.errors import KubeError
+from fleet.kube.objects import ref_of
 
 logger = logging.getLogger(__name__)
 MAX_CHANGES_PER_OBJECT = 100
@@ -115,8 +118,26 @@ def compiled_rules() -> list[ignore.CompiledRule]:
     return [ignore.compile_rule(rule) for rule in IgnoreRule.objects.all()]
 
 
-def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignore.CompiledRule]) -> Observation:
-    """Read and diff one cluster; every failure is this cluster's state, never raised."""
+class _Inline(Executor):
+    """Runs what is submitted at once, on the caller's thread: a fleet scan's per-cluster
+    reads, which the scan already runs in parallel across clusters."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever reads the future, as a pool would
+            future.set_exception(exc)
+        return future
+
+
+INLINE = _Inline()
+
+
+def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignore.CompiledRule], *,
+            pool: Executor | None = None) -> Observation:
+    """Read and diff one cluster (its reads on ``pool`` when given); every failure is this
+    cluster's state, never raised."""
     started, clock = timezone.now(), time.perf_counter()
     result = Observation(cluster, S.UNKNOWN, started_at=started)
     client = None
@@ -129,7 +150,7 @@ def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignor
         client = client_for(cluster)
         before = client.requests_sent
         try:
-            report = kube.diff(cluster, desired.objects)
+            report = kube.diff(cluster, desired.objects, pool=pool)
         finally:
             result.requests = client.requests_sent - before
         applicable = ignore.for_cluster(rules, cluster.labels)
@@ -147,6 +168,9 @@ def observe(cluster: Cluster, deployment: Deployed | None, rules: Sequence[ignor
         result.state, result.reason = S.UNKNOWN, f"the cluster did not answer the scan: {exc}"
     except FleetError as exc:
         result.state, result.reason = S.ERROR, str(exc)
+    except Exception as exc:  # a bug: this cluster's error, logged with its trace, never the fleet's
+        logger.exception("drift scan of %s crashed", cluster.name)
+        result.state, result.reason = S.ERROR, f"the scan crashed: {type(exc).__name__}"
     finally:
         result.seconds = time.perf_counter() - clock
     return result
@@ -203,6 +227,42 @@ def record(seen: Observation, trigger: str) -> ClusterDrift:
     return drift
 
 
+STEADY_BATCH = 200
+
+
+def _steady(seen: Observation, row: ClusterDrift | None) -> bool:
+    """In sync now and at the last scan, with nothing open: the fleet's usual case,
+    written in bulk (timings and a history row; no state change, nothing to audit)."""
+    return (seen.state == S.IN_SYNC and row is not None and row.state == S.IN_SYNC
+            and row.missing + row.modified + row.pending_prune == 0)
+
+
+def record_steady(batch: list[tuple[Observation, ClusterDrift]], trigger: str) -> list[ClusterDrift]:
+    """Record many steady observations in two statements. The update is conditional on
+    the rows still being in sync with nothing open; if another scan changed one meanwhile,
+    the batch is recorded one by one instead."""
+    now = timezone.now()
+    rows = []
+    for seen, row in batch:
+        row.last_scan_at, row.last_scan_seconds = seen.started_at, round(seen.seconds, 4)
+        row.next_scan_at, row.ignored = next_scan(row, now), seen.ignored
+        row.desired_key, row.deployed_tag, row.cluster = seen.key, seen.tag, seen.cluster
+        rows.append(row)
+    fields = ["last_scan_at", "last_scan_seconds", "next_scan_at", "ignored", "desired_key", "deployed_tag"]
+    with transaction.atomic():
+        updated = ClusterDrift.objects.filter(state=S.IN_SYNC, missing=0, modified=0, pending_prune=0).bulk_update(
+            rows, fields)
+        if updated != len(rows):
+            transaction.set_rollback(True)
+    if updated != len(rows):
+        return [record(seen, trigger) for seen, _ in batch]
+    DriftScan.objects.bulk_create([DriftScan(
+        cluster=seen.cluster, trigger=trigger, started_at=seen.started_at, seconds=round(seen.seconds, 4),
+        state=seen.state, counts=row.counts, requests=seen.requests, desired_cached=seen.cached, tag=seen.tag)
+        for seen, row in batch])
+    return rows
+
+
 def _record_resources(drift: ClusterDrift, seen: Observation, now: datetime) -> None:
     """Open a row per newly drifted object, update the open ones, resolve those back in sync."""
     had_open = drift.missing + drift.modified + drift.pending_prune > 0 or drift.state != S.IN_SYNC
@@ -234,37 +294,61 @@ def scan_cluster(cluster: Cluster, *, trigger: str = Trigger.MANUAL) -> ClusterD
 def scan_clusters(clusters: Iterable[Cluster], *, trigger: str = Trigger.MANUAL,
                   progress: Callable[[ClusterDrift], None] | None = None,
                   max_parallel: int | None = None) -> list[ClusterDrift]:
-    """Scan ``clusters`` concurrently: desired states and rules read once, each cluster
-    observed on its own thread (bounded), each recorded as soon as it is observed."""
+    """Scan ``clusters`` concurrently: deployments, cached desired sets and rules read
+    once for all; each cluster observed on a thread of its own (bounded; no database
+    there unless its desired set must be rendered), and recorded on the caller's thread
+    as soon as it is observed."""
     from fleet.drift import heal  # heal builds on scans: imported here, not at the top
 
     clusters = list(clusters)
     current = deployed(c.pk for c in clusters)
+    preload(current.values())
     compiled = compiled_rules()
     recorded: list[ClusterDrift] = []
 
-    def observed(cluster: Cluster) -> ClusterDrift:
-        return record(observe(cluster, current.get(cluster.pk), compiled), trigger)
+    def observed(cluster: Cluster, reads: Executor | None = None) -> Observation:
+        return observe(cluster, current.get(cluster.pk), compiled, pool=reads)
 
-    def on_thread(cluster: Cluster) -> ClusterDrift:
+    def on_thread(cluster: Cluster) -> Observation:
         try:
-            return observed(cluster)
+            return observed(cluster, INLINE)
         finally:
-            connection.close()  # a worker thread's own connection: give it back
+            if connection.connection is not None:  # a render on a cache miss used the database
+                connection.close()
+
+    rows = {row.cluster_id: row for row in ClusterDrift.objects.filter(cluster__in=clusters)}
+    steady: list[tuple[Observation, ClusterDrift]] = []
+
+    def written(drifts: list[ClusterDrift]) -> None:
+        recorded.extend(drifts)
+        for drift in drifts:
+            if progress:
+                progress(drift)
+
+    def flush() -> None:
+        if steady:
+            written(record_steady(steady, trigger))
+            steady.clear()
+
+    def done(seen: Observation) -> None:
+        row = rows.get(seen.cluster.pk)
+        if _steady(seen, row):
+            steady.append((seen, row))
+            if len(steady) >= STEADY_BATCH:
+                flush()
+        else:
+            written([record(seen, trigger)])
 
     if len(clusters) == 1:  # on the caller's thread (and in its transaction, if any)
-        recorded.append(observed(clusters[0]))
-        if progress:
-            progress(recorded[0])
-    else:
+        done(observed(clusters[0]))
+    elif clusters:
+        # Clusters in parallel, each one's reads in turn on its thread: a thousand
+        # clusters start a few dozen threads, not a pool of their own each.
         parallel = max(1, min(max_parallel or settings.FLEET_DRIFT_SCAN_PARALLEL, len(clusters)))
         with ThreadPoolExecutor(parallel, thread_name_prefix="drift-scan") as pool:
-            futures = [pool.submit(on_thread, cluster) for cluster in clusters]
-            for future in as_completed(futures):
-                drift = future.result()
-                recorded.append(drift)
-                if progress:
-                    progress(drift)
+            for future in as_completed([pool.submit(on_thread, cluster) for cluster in clusters]):
+                done(future.result())
+    flush()
     for drift in recorded:
         heal.after_scan(drift)
     return recorded

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,15 +19,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from fleet.accounts import rules as access
-from fleet.accounts.roles import Role, role_of
+from fleet.accounts.roles import Role
 from fleet.audit import services as audit
 from fleet.core.labels import LabelError, parse_selector
-from fleet.drift import heal, modes, rules as ignore, scan as scanning
-from fleet.drift.choices import SEVERITY, DriftState as S, Mode, Trigger
+from fleet.drift import heal, modes
+from fleet.drift import rules as ignore
+from fleet.drift import scan as scanning
+from fleet.drift.access import require
+from fleet.drift.choices import SEVERITY, Mode, Trigger
+from fleet.drift.choices import DriftState as S
 from fleet.drift.desired import forget_older_than
 from fleet.drift.errors import DriftError
 from fleet.drift.models import ClusterDrift, DriftedResource, DriftScan, HealAttempt, IgnoreRule, ModeRule
@@ -62,17 +66,6 @@ def scheduler() -> Scheduler:
     return _scheduler
 
 
-def _require(role: Role, what: str, user=None) -> None:
-    """The role check of a drift request, for the acting user (the machine passes)."""
-    user = user if user is not None else access.acting_user()
-    if user is None:
-        return
-    if (role_of(user) or 0) < role:
-        name = user.get_username() if user.is_authenticated else "anonymous"
-        raise access.AccessDenied(f"{what} needs the {role.group_name} role; {name} does not have it",
-                                  detail={"act": what, "needs": role.group_name})
-
-
 def clusters_matching(selector: str = "") -> QuerySet[Cluster]:
     try:
         query = parse_selector(selector or "").to_q("labels")
@@ -96,7 +89,7 @@ def scan_by_id(cluster_id: int, *, trigger: str = Trigger.MANUAL) -> ClusterDrif
 
 def request_scan(cluster: Cluster, *, user=None) -> ClusterDrift:
     """Ask for a scan of ``cluster`` soon (an operator's request); returns its drift row."""
-    _require(Role.OPERATOR, "scanning a cluster", user)
+    require(Role.OPERATOR, "scanning a cluster", user)
     drift, _ = ClusterDrift.objects.get_or_create(cluster=cluster)
     cluster_id = cluster.pk
     transaction.on_commit(lambda: scheduler().scan_cluster(cluster_id, Trigger.MANUAL))
@@ -105,7 +98,7 @@ def request_scan(cluster: Cluster, *, user=None) -> ClusterDrift:
 
 def request_selector_scan(selector: str, *, user=None) -> int:
     """Ask for a scan of every cluster the selector matches; returns how many match."""
-    _require(Role.OPERATOR, "scanning clusters", user)
+    require(Role.OPERATOR, "scanning clusters", user)
     count = clusters_matching(selector).count()
     transaction.on_commit(lambda: scheduler().scan_selector(selector, Trigger.SELECTOR))
     return count
@@ -117,10 +110,10 @@ def due_for_scan(limit: int) -> list[int]:
     Clusters never scanned get a first scan spread over one interval."""
     now = timezone.now()
     new = Cluster.objects.filter(drift__isnull=True).values_list("pk", flat=True)[:limit]
+    interval = settings.FLEET_DRIFT_INTERVAL
     ClusterDrift.objects.bulk_create(
-        [ClusterDrift(cluster_id=pk, next_scan_at=scanning.next_scan(ClusterDrift(), now)
-                      - timedelta(seconds=settings.FLEET_DRIFT_INTERVAL)) for pk in new],
-        ignore_conflicts=True)
+        [ClusterDrift(cluster_id=pk, next_scan_at=now + timedelta(seconds=random.uniform(0, interval)))
+         for pk in new], ignore_conflicts=True)
     with transaction.atomic():
         due = list(ClusterDrift.objects.select_for_update(skip_locked=True)
                    .filter(next_scan_at__lte=now).order_by("next_scan_at")
@@ -230,6 +223,20 @@ def resource_dict(row: DriftedResource) -> dict[str, Any]:
             "last_observed_at": row.last_observed_at, "resolved_at": row.resolved_at}
 
 
+def resources_in_window(*, cluster: Cluster | None = None, since=None, until=None) -> QuerySet[DriftedResource]:
+    """Drifted resources (open and resolved) whose drift window overlaps ``since``..``until``:
+    what a join with the clusters' own API-server audit events starts from (object
+    reference, ``manager``, ``changed_at``, ``first_observed_at``..``resolved_at``)."""
+    rows = DriftedResource.objects.select_related("drift__cluster")
+    if cluster is not None:
+        rows = rows.filter(drift__cluster=cluster)
+    if until is not None:
+        rows = rows.filter(first_observed_at__lte=until)
+    if since is not None:
+        rows = rows.filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=since))
+    return rows.order_by("first_observed_at", "pk")
+
+
 def cluster_detail(cluster: Cluster, *, resources_limit: int = 500) -> dict[str, Any]:
     """A cluster's drift report: state, mode, counts, its open drifted resources (JSON
     diff), recent scans and heals."""
@@ -279,20 +286,20 @@ def unified_diff(cluster: Cluster) -> str:
 # -- acting ----------------------------------------------------------------------------------
 
 def request_heal(cluster: Cluster, *, user=None) -> HealAttempt:
-    """Heal ``cluster`` now (an operator's request): see :func:`fleet.drift.heal.request_heal`."""
-    _require(Role.OPERATOR, "healing a cluster", user)
+    """Heal ``cluster`` now (an operator's request, checked there): see
+    :func:`fleet.drift.heal.request_heal`."""
     return heal.request_heal(cluster, user=user)
 
 
 def acknowledge(cluster: Cluster, *, user=None) -> ClusterDrift:
-    _require(Role.OPERATOR, "acknowledging drift", user)
+    """An operator decides about a cluster's drift: see :func:`fleet.drift.heal.acknowledge`."""
     return heal.acknowledge(cluster, user=user)
 
 
 def set_cluster_mode(cluster: Cluster, *, mode: str | None = None, interval_seconds: int | None = None,
                      user=None) -> ClusterDrift:
     """A cluster's own mode ("" to follow the rules) and scan interval (None: default)."""
-    _require(Role.OPERATOR, "setting a cluster's drift mode", user)
+    require(Role.OPERATOR, "setting a cluster's drift mode", user)
     changes: dict[str, Any] = {}
     if mode is not None:
         if mode not in ("", *Mode.values):
@@ -314,7 +321,7 @@ def _rule_fields(data: dict[str, Any], current: IgnoreRule | None = None) -> dic
 
 def create_ignore_rule(data: dict[str, Any], *, user=None) -> IgnoreRule:
     """A new ignore rule, validated (a bad pointer, glob or selector is refused) and audited."""
-    _require(Role.ADMIN, "changing drift ignore rules", user)
+    require(Role.ADMIN, "changing drift ignore rules", user)
     return audit.create(IgnoreRule(**_rule_fields(data)))
 
 
@@ -324,13 +331,13 @@ def _not_code(rule: IgnoreRule) -> None:
 
 
 def update_ignore_rule(rule: IgnoreRule, data: dict[str, Any], *, user=None) -> IgnoreRule:
-    _require(Role.ADMIN, "changing drift ignore rules", user)
+    require(Role.ADMIN, "changing drift ignore rules", user)
     _not_code(rule)
     return audit.update(rule, _rule_fields(data, rule))
 
 
 def delete_ignore_rule(rule: IgnoreRule, *, user=None) -> None:
-    _require(Role.ADMIN, "changing drift ignore rules", user)
+    require(Role.ADMIN, "changing drift ignore rules", user)
     _not_code(rule)
     audit.delete(rule)
 
@@ -395,16 +402,16 @@ def sync_rules(path) -> dict[str, int]:
 
 
 def create_mode_rule(data: dict[str, Any], *, user=None) -> ModeRule:
-    _require(Role.ADMIN, "changing drift mode rules", user)
+    require(Role.ADMIN, "changing drift mode rules", user)
     return audit.create(ModeRule(**modes.validate_rule(data)))
 
 
 def update_mode_rule(rule: ModeRule, data: dict[str, Any], *, user=None) -> ModeRule:
-    _require(Role.ADMIN, "changing drift mode rules", user)
+    require(Role.ADMIN, "changing drift mode rules", user)
     current = {"cluster_selector": rule.cluster_selector, "mode": rule.mode, "heal_windows": rule.heal_windows}
     return audit.update(rule, modes.validate_rule({**current, **data}))
 
 
 def delete_mode_rule(rule: ModeRule, *, user=None) -> None:
-    _require(Role.ADMIN, "changing drift mode rules", user)
+    require(Role.ADMIN, "changing drift mode rules", user)
     audit.delete(rule)

@@ -39,8 +39,8 @@ from fleet.render.services import RenderResult, render_dir
 
 __all__ = ["Author", "ClusterParams", "CommitResult", "DeploymentRecord", "Session", "UpgradeResult",
            "WorkspaceStatus", "commit_files", "configure", "fetch", "head", "history", "locked", "prepare",
-           "push", "read_params", "render", "render_deployed", "render_tree", "reset", "rollback_tree", "session", "status", "tag_deployment",
-           "upgrade"]
+           "push", "read_params", "render", "render_deployed", "render_tree", "reset", "rollback_tree", "session",
+           "status", "tag_deployment", "upgrade"]
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from fleet.core.objects import Manifest, ObjectRef
@@ -66,7 +67,7 @@ class ApplySet:
     def parent_name(self) -> str:
         return f"applyset-{self.name}"
 
-    @property
+    @cached_property
     def id(self) -> str:
         return applyset_id(self.parent_name, self.namespace, "Secret", "")
 

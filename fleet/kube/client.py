@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -156,6 +156,34 @@ class KubeClient:
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
+
+    def stream(self, path: str, *, query: Mapping[str, Any] | None = None,
+               timeout: float | tuple[float, float] | None = None) -> Iterator[Any]:
+        """GET ``path`` and yield each line of the body as JSON as it arrives: a watch
+        (``?watch=1``), whose events come one per line until the server ends it."""
+        url = self.server + path + (f"?{urlencode(query, doseq=True)}" if query else "")
+        self._limiter.acquire()
+        with self._sent_lock:
+            self._sent += 1
+        try:
+            response = self._api.call_api("GET", url, header_params=dict(self._headers),
+                                          _request_timeout=timeout or (constants.CONNECT_TIMEOUT, None))
+        except ApiException as exc:
+            raise from_transport(urllib3.exceptions.SSLError(exc.reason or ""), cluster=self.cluster,
+                                 server=self.server) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise from_transport(exc, cluster=self.cluster, server=self.server) from None
+        raw = response.response
+        try:
+            if not 200 <= response.status < 300:
+                raise from_response(response.status, raw.read(), cluster=self.cluster)
+            for line in raw:
+                if line.strip():
+                    yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise from_transport(exc, cluster=self.cluster, server=self.server) from None
+        finally:
+            raw.release_conn()
 
 
 _cache: dict[int, KubeClient] = {}

@@ -19,6 +19,8 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -194,11 +196,15 @@ def _redact(change: FieldChange) -> FieldChange:
 
 
 def diff_set(client: KubeClient, objects: Iterable[Manifest], *,
-             applyset: ApplySet = ApplySet()) -> DiffReport:
+             applyset: ApplySet = ApplySet(), pool: Executor | None = None) -> DiffReport:
     """Compare ``objects`` (labelled as :func:`~fleet.kube.apply.apply_set` would send
-    them) with the cluster, and report members of the set no longer desired."""
+    them) with the cluster, and report members of the set no longer desired.
+
+    ``pool``: where the reads run (a fleet-wide scan, already parallel across clusters,
+    passes one that runs them in turn); by default a pool of this cluster's own."""
     items = plan(client, objects, applyset)
-    with worker_pool(client.cluster) as pool:
+    with ExitStack() as owned:
+        pool = pool or owned.enter_context(worker_pool(client.cluster))
         wanted = SetState.of((item.ref for item in items), applyset)
         recorded = read_parent(client, applyset)
         state = recorded.union(wanted) if recorded else wanted

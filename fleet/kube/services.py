@@ -11,7 +11,7 @@ client. The modules underneath (:mod:`~fleet.kube.apply`, :mod:`~fleet.kube.diff
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 
 from fleet.core.objects import Manifest, ObjectRef
@@ -45,8 +45,9 @@ def apply(cluster: Cluster, objects: Iterable[Manifest], *, applyset: ApplySet |
 
 
 def diff(cluster: Cluster, objects: Iterable[Manifest], *,
-         applyset: ApplySet | None = None) -> DiffReport:
-    return diff_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster))
+         applyset: ApplySet | None = None, pool: Executor | None = None) -> DiffReport:
+    """``pool``: where the reads run (see :func:`~fleet.kube.diff.diff_set`)."""
+    return diff_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster), pool=pool)
 
 
 def health(cluster: Cluster, refs: Iterable[ObjectRef], *, timeout: float) -> HealthReport:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -29,9 +30,11 @@ from fleet.gitops.git import Git
 from fleet.inventory.models import Channel, Cluster, Release
 from fleet.kube.client import client_for
 from fleet.kube.errors import NotFound
-from fleet.rollouts import orchestrator, pipeline, services as rollouts, steps
-from fleet.rollouts.models import ClusterDeployment, Rollout
-from fleet.rollouts.states import DeploymentState as D, ROLLOUT_FINISHED, transition
+from fleet.rollouts import orchestrator, pipeline, steps
+from fleet.rollouts import services as rollouts
+from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
+from fleet.rollouts.states import ROLLOUT_FINISHED
+from fleet.rollouts.states import DeploymentState as D
 from fleet.toolchain.cache import locate
 
 IMAGE = "registry.local/web"
@@ -99,6 +102,21 @@ class DriftWorld:
             release=self.release, clusters=[self.cluster.name],
             waves=[{"name": "all", "clusters": [self.cluster.name]}]), self.author)
         return self.run_rollout(rollout)
+
+    def twin(self, name: str, api_server_url: str) -> Cluster:
+        """Another inventory cluster at ``api_server_url``, recorded as deployed exactly as
+        this one is (same tag and commit, so its desired set comes from the same cache)."""
+        twin = Cluster.objects.get(pk=self.cluster.pk)
+        twin.pk, twin.name, twin.api_server_url = None, name, api_server_url
+        twin.save()
+        source = ClusterDeployment.objects.filter(cluster=self.cluster, state=D.SUCCEEDED).select_related(
+            "rollout").first()
+        rollout = Rollout.objects.create(release=source.rollout.release, strategy=[], author=self.author,
+                                         state="succeeded")
+        wave = Wave.objects.create(rollout=rollout, index=0, name="all", max_parallel=1, max_failures="0")
+        ClusterDeployment.objects.create(rollout=rollout, wave=wave, cluster=twin, state=D.SUCCEEDED,
+                                         tag=source.tag, local_sha=source.local_sha, finished_at=timezone.now())
+        return twin
 
     def run_rollout(self, rollout: Rollout) -> ClusterDeployment:
         deployment = rollout.deployments.get()

@@ -20,7 +20,8 @@ from fleet.gitops.git import Git
 from fleet.kube.client import client_for
 from fleet.rollouts import services as rollouts
 from fleet.rollouts.models import Rollout
-from fleet.rollouts.states import DeploymentState as D, transition
+from fleet.rollouts.states import DeploymentState as D
+from fleet.rollouts.states import transition
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

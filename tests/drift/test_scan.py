@@ -10,8 +10,8 @@ import time
 import pytest
 
 from fleet.audit.models import AuditEvent
-from fleet.core import context
-from fleet.drift import desired as desired_state, scan, services
+from fleet.drift import desired as desired_state
+from fleet.drift import scan, services
 from fleet.drift.choices import DriftState as S
 from fleet.drift.models import DesiredSet, DriftedResource, DriftScan
 from fleet.inventory.models import Cluster
@@ -165,23 +165,8 @@ def test_unreachable_and_hanging_clusters_are_unknown_and_the_others_are_not_del
     silent = _Silent()
     try:
         source = drift_world.cluster
-        for name, url in (("gone-1", "https://127.0.0.1:1"), ("hangs-1", f"https://127.0.0.1:{silent.port}")):
-            twin = Cluster.objects.get(pk=source.pk)
-            twin.pk, twin.name, twin.api_server_url = None, name, url
-            twin.save()
-            # The twin "was deployed" as the source was: same tag, so desired comes from the cache.
-            from fleet.rollouts.models import ClusterDeployment
-
-            row = ClusterDeployment.objects.filter(cluster=source, state="succeeded").first()
-            row.pk, row.cluster, row.rollout_id = None, twin, row.rollout_id
-            from fleet.rollouts.models import Rollout, Wave
-
-            rollout = Rollout.objects.get(pk=row.rollout_id)
-            rollout.pk = None
-            rollout.save()
-            row.rollout, row.wave = rollout, Wave.objects.create(rollout=rollout, index=0, name="w", max_parallel=1,
-                                                                 max_failures="0")
-            row.save()
+        drift_world.twin("gone-1", "https://127.0.0.1:1")
+        drift_world.twin("hangs-1", f"https://127.0.0.1:{silent.port}")
         started = time.perf_counter()
         timings = {}
         scan.scan_clusters(list(Cluster.objects.filter(name__in=["gone-1", "hangs-1", source.name])),

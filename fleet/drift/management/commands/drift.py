@@ -6,6 +6,7 @@
     drift ack CLUSTER                  acknowledge: a contested cluster may heal again, a frozen one deploy
     drift status [--label ring]        the fleet summary
     drift sync-rules [FILE]            load ignore and mode rules from the rules file (rules as code)
+    drift watch [--selector env=prod]  watch the clusters' applied objects; scan a cluster when one drifts
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.conf import settings
 
 from fleet.core.commands import FleetCommand
 from fleet.drift import services
+from fleet.drift import watch as watching
 from fleet.drift.choices import Trigger
 from fleet.inventory.models import Cluster
 
@@ -68,6 +70,8 @@ class Command(FleetCommand):
         status = sub.add_parser("status", help="the fleet summary")
         status.add_argument("--selector", default="")
         status.add_argument("--label", default="")
+        watch = sub.add_parser("watch", help="event-driven detection: watch, and scan a cluster when it drifts")
+        watch.add_argument("--selector", default="")
         rules = sub.add_parser("sync-rules", help="load the rules file (ignore and mode rules as code)")
         rules.add_argument("file", nargs="?", default=None)
 
@@ -115,6 +119,19 @@ class Command(FleetCommand):
     def _status(self, options: dict[str, Any]) -> None:
         self.stdout.write(json.dumps(services.summary(selector=options["selector"], label=options["label"]),
                                      default=str, indent=2))
+
+    def _watch(self, options: dict[str, Any]) -> None:
+        clusters = list(services.clusters_matching(options["selector"]))
+        self.stderr.write(f"watching {len(clusters)} clusters (Ctrl-C stops)")
+
+        def scanned(cluster: Cluster) -> None:
+            drift = services.scan_by_id(cluster.pk, trigger=Trigger.WATCH)
+            self.stdout.write(f"{cluster.name}: {drift.state if drift else 'gone'}")
+
+        try:
+            watching.run_forever(clusters, scanned)
+        except KeyboardInterrupt:
+            pass
 
     def _sync_rules(self, options: dict[str, Any]) -> None:
         path = options["file"] or settings.FLEET_DRIFT_RULES_FILE
