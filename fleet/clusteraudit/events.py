@@ -99,6 +99,8 @@ def field_manager_of(request_uri: str) -> str:
     """The ``fieldManager`` a write named in its query (kubectl sends ``kubectl-edit``,
     ``kubectl-client-side-apply``…); "" when it named none (the server then uses the user
     agent's first word)."""
+    if "fieldManager=" not in request_uri:  # most requests (every read): skip parsing the URI
+        return ""
     values = parse_qs(urlsplit(request_uri).query).get("fieldManager")
     return values[0][: _MAX["field_manager"]] if values else ""
 

@@ -1,9 +1,9 @@
 """Storing API servers' audit events: webhook batches, imported log files, retention, and
 who Fleet is on each cluster.
 
-Every path stores through :func:`store`: one multi-row ``INSERT … ON CONFLICT DO NOTHING``
-per thousand events, so a replayed batch or a re-imported file is stored once and costs one
-statement per thousand events, whichever database.
+Every path stores through :func:`store`: ``COPY`` and one ``INSERT … ON CONFLICT DO NOTHING``
+per thousand events on PostgreSQL (``executemany`` elsewhere), so a replayed batch or a
+re-imported file is stored once, whichever database.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from fleet.accounts.roles import Role
@@ -57,38 +57,68 @@ def identity_of(cluster: Cluster) -> FleetIdentity:
 
 
 _FIELDS = [f for f in ClusterAuditEvent._meta.concrete_fields if not f.primary_key]
-_COLUMNS = ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
+_NAMES = [f.name for f in _FIELDS]
+
+
+def _adapters() -> list:
+    """One value adapter per column, chosen once: Django's per-value ``get_db_prep_save``
+    cost more than the insert itself (25 calls an event)."""
+    adapters = []
+    for f in _FIELDS:
+        if isinstance(f, models.JSONField):
+            adapters.append(lambda v: connection.ops.adapt_json_value(v, None))
+        elif isinstance(f, models.DateTimeField):
+            adapters.append(connection.ops.adapt_datetimefield_value)
+        else:
+            adapters.append(None)
+    return adapters
+
+
+def _insert(rows: list[list[object]]) -> int:
+    """Insert ``rows``, skipping those already stored; how many were new.
+
+    PostgreSQL: COPY into a temporary table of the same shape, then one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING`` (COPY cannot skip conflicts itself).
+    Elsewhere: ``executemany`` of ``INSERT … ON CONFLICT DO NOTHING``.
+    """
+    table = ClusterAuditEvent._meta.db_table
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_FIELDS))}) "
+                               "ON CONFLICT DO NOTHING", rows)
+            return cursor.rowcount
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS clusteraudit_staging ON COMMIT DELETE ROWS AS "
+                       f"SELECT {columns} FROM {table} WITH NO DATA")
+        with cursor.cursor.copy(f"COPY clusteraudit_staging ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM clusteraudit_staging "
+                       "ON CONFLICT DO NOTHING")
+        stored = cursor.rowcount
+        cursor.execute("TRUNCATE clusteraudit_staging")
+        return stored
 
 
 def store(cluster: Cluster, events: Iterable[ParsedEvent], *, identity: FleetIdentity | None = None) -> StoreResult:
     """Store ``events`` of ``cluster`` (classified against Fleet's identity there), each
     (auditID, stage, time) once; in one transaction."""
     identity = identity if identity is not None else identity_of(cluster)
+    adapters = _adapters()
     received = stored = 0
-    table = ClusterAuditEvent._meta.db_table
     rows: list[list[object]] = []
-
-    def flush() -> int:
-        if not rows:
-            return 0
-        placeholders = ", ".join(["(" + ", ".join(["%s"] * len(_FIELDS)) + ")"] * len(rows))
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {table} ({_COLUMNS}) VALUES {placeholders} ON CONFLICT DO NOTHING",
-                           [value for row in rows for value in row])
-            count = cursor.rowcount
-        rows.clear()
-        return count
-
     with transaction.atomic():
         for event in events:
             fields = dict(event.fields, cluster=cluster.pk)
             fields["actor"], fields["outside_gitops"] = classify(event.fields, identity)
-            rows.append([f.get_db_prep_save(fields[f.name] if f.name != "cluster" else cluster.pk, connection)
-                         for f in _FIELDS])
+            rows.append([fields[name] if adapt is None else adapt(fields[name])
+                         for name, adapt in zip(_NAMES, adapters)])
             received += 1
             if len(rows) == CHUNK:
-                stored += flush()
-        stored += flush()
+                stored += _insert(rows)
+                rows.clear()
+        if rows:
+            stored += _insert(rows)
     return StoreResult(received, stored)
 
 

@@ -5,7 +5,7 @@
 Into ``<name>_clusteraudit_bench`` (reused while the count matches):
 - ingestion throughput (target >= 5,000 events/s, batched as the webhook sends them, 400
   per batch): through the service (parse + store) and through the real HTTP endpoint
-  (gunicorn, 2 workers, as ``make run`` serves it; 2 clients posting), each beside what a
+  (gunicorn, 2 workers x 4 threads, as ``make run`` serves it; 4 API servers posting at once), each beside what a
   Django developer would write otherwise (``bulk_create(ignore_conflicts=True)``, and one
   ORM ``save()`` per event); CPU of this process, the server's workers and PostgreSQL;
 - with N events (default 10 million, 100 clusters, 30 days, generated in SQL with
@@ -37,6 +37,7 @@ from pathlib import Path
 from tests.benchmarks.support import bench_database_url, ensure_database
 
 N_CLUSTERS, DAYS, BATCH = 100, 30, 400
+CLIENTS = 4  # API servers posting at once
 TODAY = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 START = TODAY - datetime.timedelta(days=DAYS + 1)
 RESOURCES = [("apps", "deployments"), ("", "configmaps"), ("", "services"), ("apps", "statefulsets"),
@@ -111,7 +112,7 @@ def bench_service(clusters, count: int) -> None:
 
     print(f"ingestion through the service, {BATCH} events per batch (parse + classify + store):")
     batches = _batches(clusters[0].name, count, 1)
-    for label, store in (("multi-row INSERT ... ON CONFLICT DO NOTHING (Fleet)", None),
+    for label, store in (("COPY + INSERT ... ON CONFLICT DO NOTHING (Fleet)", None),
                          ("bulk_create(ignore_conflicts=True)", "bulk"), ("one save() per event", "save")):
         n = count if store != "save" else count // 10
         todo = batches[: n // BATCH]
@@ -141,14 +142,15 @@ def bench_http(clusters, count: int, url: str) -> None:
     from fleet.clusteraudit import credentials
     from fleet.clusteraudit.models import ClusterAuditEvent
 
-    print(f"ingestion through the real HTTP endpoint (gunicorn, 2 workers; 2 clients, {BATCH} per batch):")
+    print(f"ingestion through the real HTTP endpoint (gunicorn as `make run` serves: 2 workers x 4 threads; "
+          f"{CLIENTS} clients, {BATCH} per batch):")
     cluster = clusters[1]
     _, token = credentials.issue(cluster)
     bodies = [json.dumps(b).encode() for b in _batches(cluster.name, count, 2)]
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "FLEET_LOG_LEVEL": "warning"}
     server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "fleet.wsgi", "--bind",
-                               f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"], env=env,
+                               f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--log-level", "warning"], env=env,
                               start_new_session=True)
     try:
         _wait_port(port)
@@ -171,7 +173,7 @@ def bench_http(clusters, count: int, url: str) -> None:
         ClusterAuditEvent.objects.filter(cluster=cluster).delete()
         cpu, pg, server_cpu = _cpu_self(), _cpu_of(_postgres_pids()), _cpu_of(workers)
         started = time.perf_counter()
-        threads = [threading.Thread(target=send, args=(bodies[i::2],)) for i in range(2)]
+        threads = [threading.Thread(target=send, args=(bodies[i::CLIENTS],)) for i in range(CLIENTS)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -232,21 +234,21 @@ def load(n: int, cluster_ids: list[int]) -> None:
                     stage_at, username, groups, impersonated_user, impersonated_groups, verb, api_group, api_version,
                     resource, subresource, namespace, name, request_uri, response_code, source_ips, user_agent,
                     field_manager, request_object, actor, outside_gitops)
-                SELECT {first} + (g % {count}), md5(g::text || '{day}'), 'ResponseComplete', 'Metadata', t, t,
+                SELECT {first} + (g %% {count}), md5(g::text || '{day}'), 'ResponseComplete', 'Metadata', t, t,
                     u.username, '["system:authenticated"]'::jsonb, '', '[]'::jsonb, v.verb,
-                    r.grp, 'v1', r.res, '', 'ns-' || (g / 7 % 5), 'obj-' || (g / 13 % 200), '/apis/...', c.code,
+                    r.grp, 'v1', r.res, '', 'ns-' || (g / 7 %% 5), 'obj-' || (g / 13 %% 200), '/apis/...', c.code,
                     '["10.1.2.3"]'::jsonb, 'kubectl/v1.36.3 (linux/amd64)', '', NULL, u.actor,
                     u.actor = 'other' AND v.verb IN ('patch', 'update', 'create', 'delete') AND c.code = 200
                 FROM generate_series(1, %s) g
                 CROSS JOIN LATERAL (SELECT %s::timestamptz + (g * 86400.0 / %s) * interval '1 second' AS t) tt
                 CROSS JOIN LATERAL (SELECT (ARRAY['get','list','watch','get','list','get','patch','update',
-                    'create','delete'])[1 + (g / 3 % 10)] AS verb) v
-                CROSS JOIN LATERAL (SELECT CASE WHEN g % 10 < 6 THEN 'system:kube-controller-manager'
-                    WHEN g % 10 < 9 THEN 'fleet-admin' ELSE 'user' || (g / 11 % 50) || '@corp' END AS username,
-                    CASE WHEN g % 10 < 6 THEN 'system' WHEN g % 10 < 9 THEN 'fleet' ELSE 'other' END AS actor) u
-                CROSS JOIN LATERAL (SELECT (ARRAY['apps','','','apps',''])[1 + g / 17 % 5] AS grp,
-                    (ARRAY['deployments','configmaps','services','statefulsets','pods'])[1 + g / 17 % 5] AS res) r
-                CROSS JOIN LATERAL (SELECT CASE WHEN g % 50 = 0 THEN 403 ELSE 200 END AS code) c
+                    'create','delete'])[1 + (g / 3 %% 10)] AS verb) v
+                CROSS JOIN LATERAL (SELECT CASE WHEN g %% 10 < 6 THEN 'system:kube-controller-manager'
+                    WHEN g %% 10 < 9 THEN 'fleet-admin' ELSE 'user' || (g / 11 %% 50) || '@corp' END AS username,
+                    CASE WHEN g %% 10 < 6 THEN 'system' WHEN g %% 10 < 9 THEN 'fleet' ELSE 'other' END AS actor) u
+                CROSS JOIN LATERAL (SELECT (ARRAY['apps','','','apps',''])[1 + g / 17 %% 5] AS grp,
+                    (ARRAY['deployments','configmaps','services','statefulsets','pods'])[1 + g / 17 %% 5] AS res) r
+                CROSS JOIN LATERAL (SELECT CASE WHEN g %% 50 = 0 THEN 403 ELSE 200 END AS code) c
             """, [rows, start, rows])
         done = (day + 1) / DAYS
         elapsed = time.perf_counter() - started
