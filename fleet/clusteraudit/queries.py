@@ -73,6 +73,9 @@ class EventFilter:
     def from_params(cls, params: Mapping[str, str], *, now: datetime.datetime | None = None) -> EventFilter:
         """From API query parameters or CLI options; a bad one is named by its field."""
         now = now or timezone.now()
+        for key, value in params.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ClusterAuditError("contains a NUL character", field=key)
         until = parse_time(params["until"], "until") if params.get("until") else now
         since = parse_time(params["since"], "since") if params.get("since") else until - DEFAULT_PERIOD
         if since >= until:
