@@ -282,14 +282,18 @@ def bench_queries(clusters, viewer) -> None:
 
     rng = random.Random(3)
     until = START + datetime.timedelta(days=DAYS)
+    names = {c.pk: c.name for c in clusters}
+    with connection.cursor() as cursor:  # objects that have a history (most name combinations have none)
+        cursor.execute("SELECT DISTINCT cluster_id, api_group, resource, namespace, name FROM "
+                       "clusteraudit_clusterauditevent TABLESAMPLE SYSTEM (0.05) LIMIT 200")
+        objects = cursor.fetchall()
     print(f"queries over the {DAYS} days, through the API's views (server time; 60 runs each):")
 
     def history():
-        cluster = rng.choice(clusters)
-        group, plural = rng.choice(RESOURCES)
-        params = {"since": START.isoformat(), "until": until.isoformat(), "cluster": cluster.name,
-                  "resource": f"{plural}.{group}" if group else plural, "namespace": f"ns-{rng.randrange(5)}",
-                  "name": f"obj-{rng.randrange(200)}", "page_size": "100"}
+        cluster_id, group, plural, namespace, name = rng.choice(objects)
+        params = {"since": START.isoformat(), "until": until.isoformat(), "cluster": names[cluster_id],
+                  "resource": f"{plural}.{group}" if group else plural, "namespace": namespace,
+                  "name": name, "page_size": "100"}
         response = viewer.get("/api/v1/cluster-audit/events/", params)
         assert response.status_code == 200, response.content[:300]
         return len(response.json()["results"])
@@ -297,8 +301,8 @@ def bench_queries(clusters, viewer) -> None:
     history()
     sizes = []
     samples = _timed(lambda: sizes.append(history()), 60)
-    print(f"  one object's history over {DAYS} days (~{statistics.median(sizes):.0f} events): {_p(samples)} "
-          "(target p95 <= 200 ms)")
+    print(f"  one object's history over {DAYS} days (first page of 100; {statistics.median(sizes):.0f} events): "
+          f"{_p(samples)} (target p95 <= 200 ms)")
 
     def day_page(path: str = "/api/v1/cluster-audit/outside-gitops/") -> int:
         day = START + datetime.timedelta(days=rng.randrange(DAYS))
@@ -339,6 +343,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--ingest", type=int, default=40_000, help="events per ingestion measurement")
+    parser.add_argument("--only", choices=("queries", "ingest"), help="one half of the benchmark")
     args = parser.parse_args()
     url = bench_database_url("_clusteraudit_bench")
     ensure_database(url)
@@ -349,7 +354,6 @@ def main() -> None:
 
     django.setup()
     from django.core.management import call_command
-    from django.test import Client
 
     from fleet.accounts.roles import Role
     from tests.conftest import make_client
@@ -369,10 +373,11 @@ def main() -> None:
 
     get_user_model().objects.filter(username="bench-viewer").delete()
     viewer = make_client(Role.VIEWER, "bench-viewer")
-    assert isinstance(viewer, Client.__mro__[0]) or viewer
-    bench_queries(clusters, viewer)
-    bench_service(clusters, args.ingest)
-    bench_http(clusters, args.ingest, url)
+    if args.only != "ingest":
+        bench_queries(clusters, viewer)
+    if args.only != "queries":
+        bench_service(clusters, args.ingest)
+        bench_http(clusters, args.ingest, url)
 
 
 if __name__ == "__main__":
