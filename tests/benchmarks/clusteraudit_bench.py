@@ -104,7 +104,7 @@ def _report(label: str, events: int, wall: float, cpu: dict[str, float]) -> None
     print(f"  {label}: {events:,} events in {wall:.2f} s = {events / wall:,.0f} events/s ({parts})")
 
 
-def bench_service(clusters, count: int) -> None:
+def bench_service(target, count: int) -> None:
     from fleet.clusteraudit import services
     from fleet.clusteraudit.classify import classify
     from fleet.clusteraudit.events import parse_event_list
@@ -112,7 +112,7 @@ def bench_service(clusters, count: int) -> None:
 
     print(f"ingestion through the service, one stream of {BATCH}-event batches (JSON decode + parse + classify + "
           "store; the baselines on a quarter and a tenth of the events):")
-    batches = [json.dumps(b) for b in _batches(clusters[0].name, count, 1)]  # as the request body arrives
+    batches = [json.dumps(b) for b in _batches(target.name, count, 1)]  # as the request body arrives
     for label, store in (("COPY + INSERT ... ON CONFLICT DO NOTHING (Fleet)", None),
                          ("bulk_create(ignore_conflicts=True)", "bulk"), ("one save() per event", "save")):
         n = count if store is None else count // (4 if store == "bulk" else 10)
@@ -121,13 +121,13 @@ def bench_service(clusters, count: int) -> None:
         for batch in todo:
             parsed = parse_event_list(json.loads(batch))
             if store is None:
-                services.ingest(clusters[0], parsed)
+                services.ingest(target, parsed)
                 continue
             rows = []
             for event in parsed:
                 fields = dict(event.fields)
-                fields["actor"], fields["outside_gitops"] = classify(event.fields, services.identity_of(clusters[0]))
-                rows.append(ClusterAuditEvent(cluster=clusters[0], **fields))
+                fields["actor"], fields["outside_gitops"] = classify(event.fields, services.identity_of(target))
+                rows.append(ClusterAuditEvent(cluster=target, **fields))
             if store == "bulk":
                 ClusterAuditEvent.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
             else:
@@ -136,16 +136,15 @@ def bench_service(clusters, count: int) -> None:
         wall = time.perf_counter() - started
         _report(label, len(todo) * BATCH, wall, {"Python": _cpu_self() - cpu,
                                                  "PostgreSQL": _cpu_of(_postgres_pids()) - pg})
-        ClusterAuditEvent.objects.filter(cluster=clusters[0]).delete()
+        ClusterAuditEvent.objects.filter(cluster=target).delete()
 
 
-def bench_http(clusters, count: int, url: str) -> None:
+def bench_http(cluster, count: int, url: str) -> None:
     from fleet.clusteraudit import credentials
     from fleet.clusteraudit.models import ClusterAuditEvent
 
     print(f"ingestion through the real HTTP endpoint (gunicorn as `make run` serves: 2 workers x 4 threads; "
           f"{CLIENTS} clients, {BATCH} per batch):")
-    cluster = clusters[1]
     _, token = credentials.issue(cluster)
     bodies = [json.dumps(b).encode() for b in _batches(cluster.name, count, 2)]
     port = _free_port()
@@ -364,7 +363,7 @@ def main() -> None:
     from fleet.inventory.models import Cluster
 
     channel = ChannelFactory(name="bench")
-    clusters = list(Cluster.objects.order_by("pk")[:N_CLUSTERS])
+    clusters = list(Cluster.objects.filter(name__startswith="bench-").order_by("pk")[:N_CLUSTERS])
     while len(clusters) < N_CLUSTERS:
         clusters.append(ClusterFactory(name=f"bench-{len(clusters):03d}", channel=channel,
                                        labels={"env": "prod" if len(clusters) % 2 else "dev"}))
@@ -376,9 +375,11 @@ def main() -> None:
     viewer = make_client(Role.VIEWER, "bench-viewer")
     if args.only != "ingest":
         bench_queries(clusters, viewer)
-    if args.only != "queries":
-        bench_service(clusters, args.ingest)
-        bench_http(clusters, args.ingest, url)
+    if args.only != "queries":  # into clusters of their own: the generated events stay as they are
+        service_target, http_target = (ClusterFactory(name=name, channel=channel) if not Cluster.objects.filter(
+            name=name).exists() else Cluster.objects.get(name=name) for name in ("ingest-service", "ingest-http"))
+        bench_service(service_target, args.ingest)
+        bench_http(http_target, args.ingest, url)
 
 
 if __name__ == "__main__":
