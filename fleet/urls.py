@@ -12,8 +12,14 @@ from rest_framework.routers import DefaultRouter
 from fleet.api.schema import DocsView, SchemaView
 from fleet.api.viewsets import READ_ROLES
 from fleet.audit.api import AuditEventViewSet
-from fleet.clusteraudit.api import (AuditSourceViewSet, EventListView, IngestView, OutsideGitOpsView, TopActorsView,
-                                    WritesView)
+from fleet.clusteraudit.api import (
+    AuditSourceViewSet,
+    EventListView,
+    IngestView,
+    OutsideGitOpsView,
+    TopActorsView,
+    WritesView,
+)
 from fleet.gitops.api import ClusterRepoViewSet, RepositoryCredentialViewSet
 from fleet.inventory.api import ChannelViewSet, ClusterViewSet, ReleaseViewSet
 from fleet.policy.api import EvaluateView, PolicyDecisionViewSet, PolicySetViewSet, WaiverViewSet

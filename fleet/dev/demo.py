@@ -8,8 +8,8 @@ leaves at most one demo rollout waiting.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model

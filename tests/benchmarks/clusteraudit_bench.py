@@ -150,8 +150,8 @@ def bench_http(cluster, count: int, url: str) -> None:
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "FLEET_LOG_LEVEL": "warning"}
     server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "fleet.wsgi", "--bind",
-                               f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--log-level", "warning"], env=env,
-                              start_new_session=True)
+                               f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--log-level", "warning"],
+                              env=env, start_new_session=True)
     try:
         _wait_port(port)
         workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,

@@ -17,7 +17,8 @@ def test_the_front_runs_as_a_process_down_stops_and_passes_requests_through(tmp_
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
-            seen.append((self.path, self.headers["Authorization"], self.rfile.read(int(self.headers["Content-Length"]))))
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers["Authorization"], body))
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"stored")
