@@ -13,12 +13,12 @@ from fleet.api.schema import DocsView, SchemaView
 from fleet.api.viewsets import READ_ROLES
 from fleet.audit.api import AuditEventViewSet
 from fleet.clusteraudit.api import (
-                                    AuditSourceViewSet,
-                                    EventListView,
-                                    IngestView,
-                                    OutsideGitOpsView,
-                                    TopActorsView,
-                                    WritesView,
+    AuditSourceViewSet,
+    EventListView,
+    IngestView,
+    OutsideGitOpsView,
+    TopActorsView,
+    WritesView,
 )
 from fleet.drift.api import ClusterDriftViewSet, IgnoreRuleViewSet, ModeRuleViewSet, SelectorScanView, SummaryView
 from fleet.gitops.api import ClusterRepoViewSet, RepositoryCredentialViewSet

@@ -35,6 +35,7 @@ from rest_framework.views import APIView
 
 from fleet.accounts.roles import Role
 from fleet.api.exceptions import http_status
+from fleet.api.openapi import ErrorSerializer
 from fleet.api.viewsets import READ_ROLES
 from fleet.clusteraudit import credentials, queries, services
 from fleet.clusteraudit.errors import BatchTooLarge, ClusterAuditError
@@ -255,7 +256,7 @@ class AuditSourceViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=inline_serializer("SetIdentity", {
         "username": serializers.CharField(required=False),
         "resolve": serializers.BooleanField(required=False, help_text="ask the cluster (SelfSubjectReview)")}),
-        responses={200: SourceSerializer})
+        responses={200: SourceSerializer, 502: ErrorSerializer, 504: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def identity(self, request: Request, name: str) -> Response:
         """Say who Fleet is on the cluster, or ask the cluster (audited)."""

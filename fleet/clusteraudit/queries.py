@@ -70,10 +70,12 @@ class EventFilter:
     outside_gitops: bool = False
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str], *, now: datetime.datetime | None = None,
-                    **overrides: object) -> EventFilter:
+    def from_params(cls, params: Mapping[str, str], *, now: datetime.datetime | None = None) -> EventFilter:
         """From API query parameters or CLI options; a bad one is named by its field."""
         now = now or timezone.now()
+        for key, value in params.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ClusterAuditError("contains a NUL character", field=key)
         until = parse_time(params["until"], "until") if params.get("until") else now
         since = parse_time(params["since"], "since") if params.get("since") else until - DEFAULT_PERIOD
         if since >= until:
@@ -89,15 +91,12 @@ class EventFilter:
         unknown = [v for v in verbs if not v.isalpha()]
         if unknown:
             raise ClusterAuditError(f"{unknown[0][:40]!r} is not a verb", field="verb")
-        values: dict[str, object] = dict(
-            since=since, until=until, selector=selector,
-            clusters=tuple(_list(params.get("cluster") or "", "cluster")),
-            users=tuple(_list(params.get("user") or "", "user")), verbs=tuple(verbs),
-            resources=tuple(_list(params.get("resource") or "", "resource")),
-            namespace=params.get("namespace"), name=params.get("name"),
-            changes_only=_flag(params.get("changes"), "changes"))
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(since=since, until=until, selector=selector,
+                   clusters=tuple(_list(params.get("cluster") or "", "cluster")),
+                   users=tuple(_list(params.get("user") or "", "user")), verbs=tuple(verbs),
+                   resources=tuple(_list(params.get("resource") or "", "resource")),
+                   namespace=params.get("namespace"), name=params.get("name"),
+                   changes_only=_flag(params.get("changes"), "changes"))
 
 
 def _flag(text: str | None, field_name: str) -> bool:

@@ -106,8 +106,8 @@ def test_rotation_revokes_at_once_or_after_a_grace_and_is_audited(sender, client
     _, newest = credentials.issue(cluster)
     assert post(client, "prod-1", event_list(event()), new).status_code == 401
     assert post(client, "prod-1", event_list(event()), newest).status_code == 200
-    actions = list(AuditEvent.objects.filter(action__startswith="clusteraudit.credential").order_by("sequence").values_list(
-        "action", flat=True))
+    actions = list(AuditEvent.objects.filter(action__startswith="clusteraudit.credential").order_by("sequence")
+                   .values_list("action", flat=True))
     assert actions == ["clusteraudit.credential.issue", "clusteraudit.credential.rotate",
                        "clusteraudit.credential.rotate"]
     assert all(secret.split("_", 2)[2] not in str(list(AuditEvent.objects.values_list("metadata", "after")))

@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from fleet.accounts.rules import AccessDenied
 from fleet.clusteraudit import queries, services
+from fleet.clusteraudit.errors import ClusterAuditError
 from fleet.clusteraudit.events import parse_event_list
 from fleet.clusteraudit.models import AuditSource
 from fleet.core.objects import ObjectRef
@@ -96,7 +97,7 @@ def test_bad_filters_are_named():
     for params, field in (({"since": "monday"}, "since"), ({"selector": "env in ("}, "selector"),
                           ({"verb": "pa tch"}, "verb"), ({"since": "2026-01-02", "until": "2026-01-01"}, "until"),
                           ({"changes": "maybe"}, "changes")):
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(ClusterAuditError) as caught:
             queries.EventFilter.from_params(params)
         assert caught.value.field == field
 

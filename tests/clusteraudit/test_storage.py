@@ -123,3 +123,23 @@ def test_retention_deletes_rows_off_postgresql(settings):
     settings.FLEET_CLUSTER_AUDIT_KEEP_DAYS = 3
     services.maintain(T0 + datetime.timedelta(days=6))
     assert ClusterAuditEvent.objects.count() == 1
+
+
+def test_a_nul_in_a_request_object_does_not_fail_the_batch_and_nul_in_a_name_is_named():
+    cluster = ClusterFactory()
+    ev = event(resource="configmaps", group="", request_object={"data": {"k": "a\x00b"}})
+    services.ingest(cluster, parse_event_list(event_list(ev)))
+    assert ClusterAuditEvent.objects.get(cluster=cluster).request_object == {"data": {"k": "a\ufffdb"}}
+    with pytest.raises(BadEvent) as caught:
+        parse_event_list(event_list(event(user="eve\x00")))
+    assert caught.value.field == "items[0].user.username"
+
+
+def test_text_that_copy_must_escape_comes_back_as_sent():
+    cluster = ClusterFactory()
+    obj = {"data": {"script": "line 1\n\tline 2 \\ end\r", "quote": "\"x\""}}
+    services.ingest(cluster, parse_event_list(event_list(event(user_agent="tool\\1\t(x)\n", name="a\\b",
+                                                             request_object=obj))))
+    stored = ClusterAuditEvent.objects.get(cluster=cluster)
+    assert (stored.user_agent, stored.name, stored.request_object) == ("tool\\1\t(x)\n", "a\\b", obj)
+    assert stored.request_received_at == T0 and stored.outside_gitops is True and stored.response_code == 200

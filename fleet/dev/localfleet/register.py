@@ -45,8 +45,8 @@ def send_audit_to(fleet: LocalFleet, clusters: Iterable[Cluster], base_url: str,
     for cluster in clusters:
         _, credential = credentials.issue(cluster)
         url = f"{base_url.rstrip('/')}/api/v1/cluster-audit/ingest/{cluster.name}/"
-        fleet.enable_audit(cluster.name, AuditSink(url, credential, ca_pem, namespaces, batch_max_wait, initial_backoff),
-                           die_with_parent=die_with_parent)
+        sink = AuditSink(url, credential, ca_pem, namespaces, batch_max_wait, initial_backoff)
+        fleet.enable_audit(cluster.name, sink, die_with_parent=die_with_parent)
         clusteraudit.resolve_identity(cluster)
         issued[cluster.name] = credential
     return issued
