@@ -39,7 +39,8 @@ class LocalCluster:
     ca_pem: str
     token: str  # system:masters
     viewer_token: str  # no RBAC bindings
-    kubeconfig_path: Path
+    kubeconfig_path: Path  # talks to the API server directly, never through the network
+    direct_server: str = ""  # the API server itself when ``server`` is its Toxiproxy listener
 
 
 @dataclass
@@ -53,10 +54,15 @@ class ClusterState:
     viewer_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     components_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: list[ProcessRecord] = field(default_factory=list)
+    proxy_port: int = 0  # its Toxiproxy listener, when the fleet has a network (0: none)
 
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def proxied_server(self) -> str:
+        return f"https://127.0.0.1:{self.proxy_port}" if self.proxy_port else self.server
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if k != "processes"}
