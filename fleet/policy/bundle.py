@@ -101,6 +101,13 @@ class Bundle:
         return frozenset().union(*(m.context_paths for m in self.modules))
 
     @property
+    def object_input_paths(self) -> frozenset[tuple[str, ...]]:
+        """Every path of an object that rules judging it one by one may read (``()``: all
+        of it): the baseline never reads ``metadata.namespace``, so the same object in
+        another namespace has the same findings."""
+        return frozenset().union(*(m.input_paths for m in self.modules if m.scope != "set"))
+
+    @property
     def set_input_paths(self) -> frozenset[tuple[str, ...]]:
         """What rules over the whole release may read of their input, path by path."""
         return frozenset().union(*(m.input_paths for m in self.modules if m.scope in {"set", "library"}))

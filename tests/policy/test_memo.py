@@ -52,14 +52,54 @@ def test_memo_gives_the_engines_hits_and_evaluates_only_what_changed(engine, bas
     assert memo.misses == 2 * (len(release_) + 1) + 1
 
 
+UPDATES_ONLY = """apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8snoupdates
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sNoUpdates
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8snoupdates
+
+              violation contains {"msg": "no updates"} if input.review.operation == "UPDATE"
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sNoUpdates
+metadata:
+  name: no-updates
+spec:
+  match:
+    kinds:
+      - apiGroups: [""]
+        kinds: ["Service"]
+"""
+
+
 def test_a_gatekeeper_review_is_part_of_the_key(engine, baseline):
     """The same object is a CREATE on one cluster and an UPDATE of another object on the
-    next: a constraint may judge the two differently."""
-    memo, nodeport = MemoEngine(engine, 10_000), service("np", type_="NodePort")
-    decide(memo, baseline, [nodeport])
-    decide(memo, baseline, [nodeport], deployed=[service("np")])
-    # Only the rule over the release is reused (it reads the removals, none either time).
-    assert (memo.hits, memo.misses) == (1, 3)
+    next: a constraint reading the operation judges the two differently. The baseline's
+    templates read neither the operation nor the old object: there the two share."""
+    nodeport = service("np", type_="NodePort")
+    memo = MemoEngine(engine, 10_000)
+    bundle = load_bundle({"updates.yaml": UPDATES_ONLY})
+    assert decide(memo, bundle, [nodeport]) == []
+    assert [s for s, _, _ in decide(memo, bundle, [nodeport], deployed=[service("np")])] == ["gk::0"]
+    assert memo.hits == 0
+
+    memo = MemoEngine(engine, 10_000)
+    created = decide(memo, baseline, [nodeport])
+    assert decide(memo, baseline, [nodeport], deployed=[service("np")]) == created == decide(
+        engine, baseline, [nodeport], deployed=[service("np")])
+    assert (memo.hits, memo.misses) == (2, 2)  # the object and the rule over the release
 
 
 def test_policies_that_read_the_clock_are_never_memoised(engine):

@@ -75,6 +75,22 @@ def test_clusters_with_the_same_env_share_one_cold_decision(engine, baseline):
     assert not verdicts["prod-a"].allowed  # findings were shared, not only empty ones
 
 
+def test_one_object_in_a_namespace_per_cluster_shares_its_findings(engine, baseline):
+    """The baseline never reads an object's namespace: per-object rules share across
+    namespaces; a Gatekeeper constraint's subjects (Services, Namespaces here) are keyed
+    on the paths of their review the templates read, which do not include it either."""
+    first, second = workers(engine)
+    one = release(20, broken_every=3)
+    other = [{**obj, "metadata": {**obj["metadata"], "namespace": "elsewhere"}} if obj["kind"] != "Namespace"
+             else obj for obj in one]
+    assert decide(first, baseline, one, cluster("a", "prod")) == decide(engine, baseline, one, cluster("a", "prod"))
+    assert decide(second, baseline, other, cluster("b", "prod")) == decide(engine, baseline, other,
+                                                                           cluster("b", "prod"))
+    # Every object from the first cluster's findings; the Namespace-removal rule over the
+    # release reads the cluster's name: evaluated again (without objects).
+    assert second.cold_decisions == 0 and second.shared_hits == len(one) and second.set_misses == 1
+
+
 def test_a_bundle_that_reads_the_cluster_name_does_not_share(engine):
     bundle = load_bundle({"n.rego": "package n\nimport rego.v1\n"
                                     'deny contains "canary only" if { input.kind == "Deployment"; '
@@ -114,6 +130,16 @@ TRICKY = {
                      'deny contains name_of(data.fleet.cluster) if input.metadata.name == "web"\n',
     "labels.rego": "package f\nimport rego.v1\n"
                    'warn contains k if { input.kind == "Deployment"; some k, _ in data.fleet.cluster.labels }\n',
+    "namespace.rego": "package h\nimport rego.v1\n"
+                      'warn contains input.metadata.namespace if input.kind == "Service"\n',
+    "whole-input.rego": "package i\nimport rego.v1\nobj := input\n"
+                        'deny contains "in shop" if obj.metadata.namespace == "shop"\n',
+    "dynamic-input.rego": 'package j\nimport rego.v1\nfield := "metadata"\n'
+                          'warn contains input[field].namespace if input.kind == "Deployment"\n',
+    "object-get.rego": "package k\nimport rego.v1\n"
+                       'deny contains "shop" if object.get(input, ["metadata", "namespace"], "") == "shop"\n',
+    "review.rego": "package l\nimport rego.v1\n"
+                   'warn contains input.review.object.metadata.namespace if input.review.kind.kind == "Service"\n',
     "set.rego": "# fleet:scope set\npackage g\nimport rego.v1\n"
                 'deny contains input.cluster.name if { input.cluster.labels.env == "prod"; '
                 "count(input.change.removed) > 0 }\n",
@@ -125,11 +151,11 @@ CONTEXTS = [cluster("a", "prod"), cluster("b", "prod"), cluster("a", "dev"), clu
 @pytest.mark.parametrize("module", sorted(TRICKY))
 def test_the_memo_never_changes_a_verdict(engine, module):
     bundle = load_bundle({module: TRICKY[module]})
-    objects = [namespace("shop"), deployment("web"), service()]
     memos = workers(engine, 3)
     for round_ in range(2):  # the second round finds everything remembered, somewhere
         for number, fleet_context in enumerate(CONTEXTS):
-            for deployed in ((), [namespace("gone")]):
+            for deployed, ns in (((), "shop"), ([namespace("gone")], "shop"), ((), "other")):
+                objects = [namespace(ns), deployment("web", namespace=ns), service(namespace=ns)]
                 memo = memos[(number + round_) % len(memos)]
                 assert decide(memo, bundle, objects, fleet_context, deployed) == decide(
                     engine, bundle, objects, fleet_context, deployed), (fleet_context, deployed)

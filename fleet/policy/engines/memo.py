@@ -11,9 +11,12 @@ A per-object entry is keyed on the bundle hash (so a policy change misses
 everything), the values of exactly the paths of ``data.fleet`` the bundle reads
 (``Bundle.context_paths``, found in its Rego: the baseline reads the cluster's ``env``
 label, not its name, so a thousand clusters in three environments share three sets of
-findings), ``data.inventory`` when a template reads it, and the subject's canonical
-JSON together with its Gatekeeper review when a constraint matches it (the review
-carries the live object, the Namespace and the operation); an object the apply prunes
+findings), ``data.inventory`` when a template reads it, and the subject: the values of
+the paths of an object its per-object rules read (``Bundle.object_input_paths``: the
+baseline never reads ``metadata.namespace``, so one object in a namespace per cluster
+has one set of findings), or its whole canonical JSON together with its Gatekeeper
+review when a constraint matches it (the review carries the live object, the
+Namespace and the operation); an object the apply prunes
 is a subject of its own kind, never confused with the same object being applied. A
 reference the analysis cannot follow (``data[x]``, ``data.fleet`` passed whole) keys on
 the whole context. Set-scoped rules see the whole release, so their entry is keyed on
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -39,6 +43,7 @@ from fleet.policy.bundle import Bundle
 from fleet.policy.engines.base import SET_INDEX, Engine, Hit, narrowed, sorted_hits
 from fleet.policy.inputs import EvaluationInput
 
+logger = logging.getLogger(__name__)
 Entry = tuple[tuple[str, Any], ...]  # (source, value) of each hit
 Path = tuple[str, ...]
 ABSENT = ["absent"]  # a path the document does not have (Rego: undefined), unlike any value
@@ -75,6 +80,18 @@ def read_values(document: Mapping[str, Any], paths: frozenset[Path]) -> str:
     return _canonical(sorted([list(path), _at(document, path)] for path in paths))
 
 
+def subject_paths(bundle: Bundle) -> tuple[frozenset[Path], frozenset[Path]]:
+    """What per-object rules and constraints may read of a subject: paths of the object
+    (object rules' ``input``) and of its Gatekeeper review (constraints' ``input.review``).
+    A constraint reviews ``review.object`` when the review has one, else the object
+    itself: its paths under ``object`` are read in both."""
+    paths = bundle.object_input_paths
+    review = frozenset(p[1:] for p in paths if p[:1] == ("review",)) | (frozenset({()}) if () in paths
+                                                                          else frozenset())
+    under_object = frozenset(p[1:] for p in review if p[:1] == ("object",))
+    return paths | under_object | (frozenset({()}) if () in review else frozenset()), review
+
+
 class MemoEngine(Engine):
     """Wraps an engine; evaluates only the objects (and release) it has no hits for."""
 
@@ -103,15 +120,19 @@ class MemoEngine(Engine):
         count = len(data.objects)
         context = _digest(read_values(data.context, bundle.context_paths) + (
             _canonical(data.admission.inventory) if bundle.reads_inventory and reviewed else ""))
-        digests = [_digest(_canonical([obj, reviews[i] if i in reviewed else None, i >= count]))
+        object_paths, review_paths = subject_paths(bundle)
+        digests = [_digest(_canonical([read_values(obj, object_paths),
+                                       read_values(reviews[i], review_paths) if i in reviewed else None,
+                                       i >= count]))
                    for i, obj in enumerate(data.subjects)]
+        full = [_digest(_canonical(obj)) for obj in data.objects] if "objects" in bundle.set_input_keys else []
         keys = [_digest(f"{bundle.hash}/{context}/{digest}") for digest in digests] if per_object else []
         wants_set = whole_set and bool(bundle.rules("set"))
         set_input = {**data.set_input(key for key in bundle.set_input_keys if key != "objects")}
         reads_objects = "objects" in bundle.set_input_keys
         set_key = _digest(f"{bundle.hash}/set/" + read_values(data.context, bundle.context_paths)
                           + read_values(set_input, bundle.set_input_paths)
-                          + ("".join(digests[:count]) if reads_objects else ""))
+                          + ("".join(full) if reads_objects else ""))
         entries = self._lookup([*keys, *([set_key] if wants_set else [])])
         set_entry = entries.pop() if wants_set else ()
         missing = [i for i, entry in enumerate(entries) if entry is None]
@@ -123,6 +144,9 @@ class MemoEngine(Engine):
             set_entry = new[set_key] = tuple(fresh.get(SET_INDEX, ()))
         self._store(new)
         set_missed = wants_set and set_key in new
+        if missing:  # a cold decision: rare once a release's findings are known (benchmarks count them)
+            logger.info("policy memo: cold decision, evaluated %d of %d subjects%s", len(missing), len(keys),
+                        " and the rules over the release" if set_missed else "")
         with self._lock:
             self.hits += len(keys) - len(missing) + (wants_set and not set_missed)
             self.misses += len(missing) + set_missed
