@@ -23,7 +23,7 @@ from typing import Any
 
 from fleet.accounts import rules
 from fleet.audit import services as audit
-from fleet.gitops import commits, overlay, tags
+from fleet.gitops import commits, overlay, primary, tags
 from fleet.gitops import upgrade as upgrading
 from fleet.gitops.commits import Author, CommitResult
 from fleet.gitops.constants import CLUSTER_DIR, DEFAULT_BASE, INTERNAL, OVERLAY_FILE, RESOURCES_DIR
@@ -52,7 +52,7 @@ def locked(cluster, *, wait: float | None = None) -> Iterator[Workspace]:
     outer = holds_lock(workspace.home)  # then the outer call has made sure of the clone
     with workspace.lock(wait):
         if not outer:
-            workspace.ensure()
+            workspace.ensure(mirror=primary.existing(workspace.spec.origin_url))
         yield workspace
 
 
@@ -91,7 +91,10 @@ class Session:
         Safe to repeat: whatever a crashed attempt left in the workspace is discarded.
         """
         ws = self.workspace
-        ws.fetch()
+        # The release's commit from the primary's shared mirror: fetched from the vendor
+        # once per release (by the first cluster of a rollout), not once per cluster.
+        mirror, _ = primary.ensure_commit(release.channel.repo_url, release.upstream_sha)
+        ws.fetch(mirror=mirror)
         ws.reset()
         return _upgrade(ws, self.cluster, release)
 
