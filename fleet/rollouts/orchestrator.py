@@ -181,7 +181,8 @@ def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler, regressions: dict[
     kept on its record, ``steps["bake"]``. Still hidden when the bake ends, it fails.
     """
     remaining = (wave.bake_until - timezone.now()).total_seconds() if wave.bake_until else 0
-    for deployment in wave.deployments.filter(state=D.SUCCEEDED).select_related("cluster"):
+    concerned = Q(pk__in=list(regressions)) | Q(steps__bake__unreachable=True)  # the others: nothing to do
+    for deployment in wave.deployments.filter(concerned, state=D.SUCCEEDED).select_related("cluster"):
         problem = regressions.get(deployment.pk)
         if isinstance(problem, HIDDEN):
             _note_outage(deployment, str(problem))
