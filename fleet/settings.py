@@ -142,6 +142,8 @@ FLEET_OPA_TOKEN = env.str("FLEET_OPA_TOKEN")
 FLEET_OPA_PARALLELISM = env.int("FLEET_OPA_PARALLELISM", 2, minimum=1)
 # Per-object findings remembered across decisions (0: evaluate every object every time).
 FLEET_POLICY_MEMO_OBJECTS = env.int("FLEET_POLICY_MEMO_OBJECTS", 100_000)
+# The same findings shared by every worker through the database (0: each process keeps its own).
+FLEET_POLICY_MEMO_SHARED_OBJECTS = env.int("FLEET_POLICY_MEMO_SHARED_OBJECTS", 500_000)
 
 LOG_LEVEL = env.choice("FLEET_LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
 # The dev tooling (fleet.dev: local fleet, test repos, demo) and its commands; never in production.

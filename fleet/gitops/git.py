@@ -87,26 +87,28 @@ class Git:
         self._git = gitpython.Git(str(path))
 
     def run(self, *args: str, remote_url: str = "", env: dict[str, str] | None = None,
-            timeout: float | None = None) -> str:
+            timeout: float | None = None, local_source: bool = False) -> str:
         """Run ``git args``; return stdout, raise :class:`GitError` on a non-zero exit."""
-        result = self.attempt(*args, remote_url=remote_url, env=env, timeout=timeout)
+        result = self.attempt(*args, remote_url=remote_url, env=env, timeout=timeout, local_source=local_source)
         if result.status != 0:
             raise GitError(f"git {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
         return result.stdout
 
     def attempt(self, *args: str, remote_url: str = "", env: dict[str, str] | None = None,
-                timeout: float | None = None) -> Completed:
+                timeout: float | None = None, local_source: bool = False) -> Completed:
         """Run ``git args`` and return its outcome, whatever the exit status.
 
         ``remote_url`` names the remote the command talks to, so its stored
-        credential (if any) is made available for this command only.
+        credential (if any) is made available for this command only. ``local_source``
+        allows the file transport for this command, whatever the local roots: the
+        command reads a repository of Fleet's own (a primary mirror), never a stored URL.
         """
         if remote_url:
             try:
                 parse_repo_url(remote_url)
             except RepoUrlError as exc:
                 raise BadInput(f"git remote refused: {exc}") from None
-        config = (*_CONFIG, f"protocol.file.allow={'always' if local_roots() else 'never'}")
+        config = (*_CONFIG, f"protocol.file.allow={'always' if local_source or local_roots() else 'never'}")
         command = ["git", *(part for item in config for part in ("-c", item)), *args]
         with credential_env(remote_url) as auth:
             status, stdout, stderr = self._git.execute(

@@ -24,7 +24,7 @@ from typing import Any
 
 from fleet.accounts import rules
 from fleet.audit import services as audit
-from fleet.gitops import commits, mirror, overlay, tags
+from fleet.gitops import commits, mirror, overlay, primary, tags
 from fleet.gitops import upgrade as upgrading
 from fleet.gitops.commits import Author, CommitResult
 from fleet.gitops.constants import CLUSTER_DIR, DEFAULT_BASE, INTERNAL, OVERLAY_FILE, RESOURCES_DIR
@@ -53,7 +53,7 @@ def locked(cluster, *, wait: float | None = None) -> Iterator[Workspace]:
     outer = holds_lock(workspace.home)  # then the outer call has made sure of the clone
     with workspace.lock(wait):
         if not outer:
-            workspace.ensure()
+            workspace.ensure(mirror=primary.existing(workspace.spec.origin_url))
         yield workspace
 
 
@@ -92,7 +92,10 @@ class Session:
         Safe to repeat: whatever a crashed attempt left in the workspace is discarded.
         """
         ws = self.workspace
-        ws.fetch()
+        # The release's commit from the primary's shared mirror: fetched from the vendor
+        # once per release (by the first cluster of a rollout), not once per cluster.
+        mirror, _ = primary.ensure_commit(release.channel.repo_url, release.upstream_sha)
+        ws.fetch(mirror=mirror)
         ws.reset()
         return _upgrade(ws, self.cluster, release)
 

@@ -126,8 +126,11 @@ class Workspace:
 
     # -- clone and fetch -----------------------------------------------------------
 
-    def ensure(self) -> None:
-        """Clone on first use; afterwards only make the remotes match the inventory."""
+    def ensure(self, mirror: Path | None = None) -> None:
+        """Clone on first use; afterwards only make the remotes match the inventory.
+        A clone takes origin's branches from the primary's ``mirror`` when there is one
+        (borrowing its objects: nothing copied), from origin itself if it lacks the
+        channel's branch."""
         if (self.path / ".git").is_dir() and self.rev("HEAD"):
             neutralise_attributes(self.path / ".git")
             configured = dict(line.split(" ", 1) for line in self.git.run(
@@ -142,25 +145,42 @@ class Workspace:
         neutralise_attributes(self.path / ".git")
         self.git.run("remote", "add", ORIGIN, self.spec.origin_url)
         self.git.run("remote", "add", INTERNAL, self.spec.internal_url)
-        self.fetch()
+        self.fetch(mirror=mirror)
+        if mirror is not None and self.remote_ref(ORIGIN, self.spec.branch) is None:
+            self.fetch()  # a branch newer than the mirror's last fetch
         self.require_upstream(self.spec.branch)
         start = self.remote_ref(INTERNAL, self.spec.internal_branch)
         self.checkout_branch(self.spec.branch, start or f"{ORIGIN}/{self.spec.branch}")
         self.adopt_internal()
 
-    def fetch(self, *, origin: bool = True) -> None:
+    def fetch(self, *, origin: bool = True, mirror: Path | None = None) -> None:
         """Fetch origin's branches (no tags), and internal's branches and deploy tags
         (``origin=False``: internal's only, for a job that has just fetched origin).
+        With ``mirror`` (the primary's local mirror, ``fleet.gitops.primary``) origin's
+        branches come from it, borrowing its objects instead of copying them.
 
         ``--prune`` also drops local deploy tags that internal lacks, so the local
         tags mirror the deployment history exactly after every fetch.
         """
-        if origin:
+        if origin and mirror is not None:
+            self.borrow_objects(mirror)
+            self.git.run("fetch", "--quiet", "--prune", "--no-tags", str(mirror),
+                         f"+refs/heads/*:refs/remotes/{ORIGIN}/*", local_source=True)
+        elif origin:
             self.git.run("fetch", "--quiet", "--prune", "--no-tags", ORIGIN,
                          f"+refs/heads/*:refs/remotes/{ORIGIN}/*", remote_url=self.spec.origin_url)
         self.git.run("fetch", "--quiet", "--prune", "--no-tags", INTERNAL,
                      f"+refs/heads/*:refs/remotes/{INTERNAL}/*", "+refs/tags/deploy/*:refs/tags/deploy/*",
                      remote_url=self.spec.internal_url)
+
+    def borrow_objects(self, mirror: Path) -> None:
+        """Read the mirror's objects in place (git alternates) rather than copy them."""
+        alternates = self.path / ".git" / "objects" / "info" / "alternates"
+        line = str((mirror / "objects").resolve())
+        existing = alternates.read_text() if alternates.is_file() else ""
+        if line not in existing.splitlines():
+            alternates.parent.mkdir(parents=True, exist_ok=True)
+            alternates.write_text(existing + line + "\n")
 
     # -- reading state -------------------------------------------------------------
 

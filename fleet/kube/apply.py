@@ -25,7 +25,7 @@ from fleet.kube import constants
 from fleet.kube.applyset import ApplySet, SetState, list_members, prune, read_parent, write_parent
 from fleet.kube.client import APPLY_PATCH, KubeClient
 from fleet.kube.discovery import Resource
-from fleet.kube.errors import NotFound, Timeout, UnknownKind
+from fleet.kube.errors import KubeError, NotFound, Timeout, UnknownKind
 from fleet.kube.objects import CRD_GROUP_KIND, NAMESPACE_GROUP_KIND, condition, crd_defines, is_first_phase, refs_of
 from fleet.kube.pool import run_all, worker_pool
 
@@ -40,6 +40,7 @@ class Item:
     body: Manifest
     resource: Resource | None = None
     deferred: bool = False  # dry-run must wait for the first phase (its Namespace or CRD)
+    written: bool = False  # the API server acknowledged the real (not dry-run) apply
 
 
 @dataclass
@@ -84,7 +85,10 @@ def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: Appl
     only repeat it; objects deferred then are still dry-run before they are written.
 
     Raises the first :class:`KubeError` (all of them in ``.failures``); on failure the
-    applyset's parent keeps the superset of kinds, so nothing applied is orphaned.
+    applyset's parent keeps the superset of kinds, so nothing applied is orphaned. A
+    failure once writing began says how far it got in its ``detail["partial"]``: the
+    objects the server acknowledged and those it did not (never sent, refused, or lost
+    in flight: a request the network dropped may or may not have been applied).
     """
     result = ApplyResult(client.cluster, dry_run)
     items = plan(client, objects, applyset)
@@ -102,7 +106,11 @@ def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: Appl
             return result
         if recorded != previous:  # widen first, so an interrupted run orphans nothing
             write_parent(client, applyset, recorded, create_namespace=previous is None)
-        _apply_in_order(client, applyset, items, pool, force)
+        try:
+            _apply_in_order(client, applyset, items, pool, force)
+        except KubeError as exc:
+            exc.detail["partial"] = _progress(items)
+            raise
         result.applied, result.deferred = [item.ref for item in items], []
         if prune_missing:
             result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=False)
@@ -111,6 +119,12 @@ def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: Appl
     logger.info("cluster %s: applied %d objects, pruned %d (applyset %s)", client.cluster,
                 len(result.applied), len(result.pruned), applyset.name)
     return result
+
+
+def _progress(items: list[Item]) -> dict[str, Any]:
+    written = [str(item.ref) for item in items if item.written]
+    return {"written": len(written), "total": len(items), "written_objects": written[:100],
+            "unconfirmed_objects": [str(item.ref) for item in items if not item.written][:100]}
 
 
 def _dry_run_what_can_be(client: KubeClient, items: list[Item], pool: ThreadPoolExecutor,
@@ -157,8 +171,11 @@ def _patch(client: KubeClient, item: Item, *, force: bool, dry_run: bool) -> Man
              "force": "true" if force else "false"}
     if dry_run:
         query["dryRun"] = "All"
-    return client.request("PATCH", item.resource.path(item.ref.namespace, item.ref.name),
+    live = client.request("PATCH", item.resource.path(item.ref.namespace, item.ref.name),
                           body=item.body, content_type=APPLY_PATCH, query=query, obj=item.ref)
+    if not dry_run:
+        item.written = True
+    return live
 
 
 def _exists(client: KubeClient, namespace: str) -> bool:

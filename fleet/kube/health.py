@@ -179,8 +179,14 @@ def wait_healthy(client: KubeClient, refs: Iterable[ObjectRef], *, timeout: floa
 
     def check(entry: tuple[Any, ObjectRef]) -> Health:
         resource, ref = entry
+        # A request that hangs (a blackholed cluster) must not outlive the deadline by the
+        # client's timeouts (a TLS handshake waits up to the connect timeout, a read 30 s):
+        # wait at most what is left, and at least a second.
+        left = max(1.0, deadline - time.monotonic())
         try:
-            return assess(ref, client.get(resource.path(ref.namespace, ref.name), obj=ref))
+            return assess(ref, client.get(resource.path(ref.namespace, ref.name), obj=ref,
+                                          timeout=(min(constants.CONNECT_TIMEOUT, left),
+                                                   min(constants.READ_TIMEOUT, left))))
         except NotFound:
             return Health(ref, False, "not found")
 

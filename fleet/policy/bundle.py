@@ -66,6 +66,8 @@ class Module:
     context_keys: frozenset[str] = frozenset()
     nondeterministic: frozenset[str] = frozenset()  # built-ins that make results unrepeatable
     input_keys: frozenset[str] = frozenset({"*"})  # what it reads of ``input``
+    context_paths: frozenset[tuple[str, ...]] = frozenset({()})  # what it reads of data.fleet, path by path
+    input_paths: frozenset[tuple[str, ...]] = frozenset({()})  # and of ``input``
     written_package: str = ""  # as the author wrote it (rule names in findings)
     reads_inventory: bool = False  # a template's module that reads data.inventory
 
@@ -90,6 +92,25 @@ class Bundle:
     def context_keys(self) -> frozenset[str]:
         """What of ``data.fleet`` any module reads (``*``: all of it)."""
         return frozenset().union(*(m.context_keys for m in self.modules))
+
+    @property
+    def context_paths(self) -> frozenset[tuple[str, ...]]:
+        """Every path of ``data.fleet`` any module may read (``()``: all of it). The memo
+        keys findings on the values there: the baseline reads the cluster's ``env``
+        label, so clusters that differ only in name share them."""
+        return frozenset().union(*(m.context_paths for m in self.modules))
+
+    @property
+    def object_input_paths(self) -> frozenset[tuple[str, ...]]:
+        """Every path of an object that rules judging it one by one may read (``()``: all
+        of it): the baseline never reads ``metadata.namespace``, so the same object in
+        another namespace has the same findings."""
+        return frozenset().union(*(m.input_paths for m in self.modules if m.scope != "set"))
+
+    @property
+    def set_input_paths(self) -> frozenset[tuple[str, ...]]:
+        """What rules over the whole release may read of their input, path by path."""
+        return frozenset().union(*(m.input_paths for m in self.modules if m.scope in {"set", "library"}))
 
     @property
     def set_input_keys(self) -> tuple[str, ...]:
@@ -185,7 +206,8 @@ def _module(module_id: str, file: str, source: str, prefix: str, scope: str | No
                   source=namespace_module(written, prefix, frozenset({"fleet"}) | externs), version=version,
                   line_offset=line_offset, set_rules=info.set_rules & frozenset(rules) if version == "v1"
                   else frozenset(), context_keys=info.context_keys, nondeterministic=info.nondeterministic,
-                  input_keys=info.input_keys, written_package=info.package,
+                  input_keys=info.input_keys, context_paths=info.context_paths, input_paths=info.input_paths,
+                  written_package=info.package,
                   reads_inventory=bool(externs) and any(key == "inventory" for key, _ in info.data_refs))
 
 

@@ -125,3 +125,16 @@ class PolicyDecision(models.Model):
     @property
     def audit_cluster_name(self) -> str:
         return self.cluster_name
+
+
+class MemoEntry(models.Model):
+    """Findings of one subject (or one release's set rules) under one bundle and the
+    context it reads, shared by every worker (``fleet.policy.memo_store``). The key is
+    a digest of all of that (``engines.memo``): a changed bundle or context is another key."""
+
+    key = models.CharField(max_length=32, primary_key=True)
+    hits = models.JSONField()  # [[source, value], ...]
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "memo entries"

@@ -14,6 +14,7 @@ OPA's errors point at the author's lines.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -93,6 +94,11 @@ class ModuleInfo:
     context_keys: frozenset[str]  # what it reads of data.fleet ("*": all of it)
     nondeterministic: frozenset[str]  # the NONDETERMINISTIC_BUILTINS it calls
     input_keys: frozenset[str]  # the top-level keys of ``input`` it reads ("*": all of it)
+    # Every path under data.fleet / input it reads, as far as the reference is static:
+    # ``data.fleet.cluster.labels.env`` is ("cluster", "labels", "env"), ``data.fleet.cluster[k]``
+    # ("cluster",), a bare ``data.fleet`` (or ``data[x]``, which may be it) ().
+    context_paths: frozenset[tuple[str, ...]] = frozenset({()})
+    input_paths: frozenset[tuple[str, ...]] = frozenset({()})
 
 
 def _package(toks: list[Token]) -> tuple[str, int, int]:
@@ -163,6 +169,53 @@ def _context_keys(toks: list[Token]) -> frozenset[str]:
             keys.add(rest[1].text if len(rest) == 2 and rest[0].text == "." and rest[1].kind == "ident"
                      else "*")
     return frozenset(keys)
+
+
+def _static_path(toks: list[Token], index: int) -> tuple[str, ...]:
+    """The keys after the reference's root at ``toks[index]``, as long as each is static
+    (``.name`` or ``["name"]``); a variable, number or call ends it."""
+    path: list[str] = []
+    while index + 1 < len(toks):
+        after = toks[index + 1]
+        if after.text == "." and index + 2 < len(toks) and toks[index + 2].kind == "ident":
+            path.append(toks[index + 2].text)
+            index += 2
+        elif (after.text == "[" and index + 3 < len(toks) and toks[index + 2].kind in {"string", "raw"}
+              and toks[index + 3].text == "]"):
+            text = toks[index + 2].text
+            try:
+                key = json.loads(text) if toks[index + 2].kind == "string" else text[1:-1]
+            except ValueError:
+                break
+            path.append(key)
+            index += 3
+        else:
+            break
+    return tuple(path)
+
+
+def _root_refs(toks: list[Token], root: str) -> list[int]:
+    """Indexes of ``root`` used as a reference's root (not ``x.root``)."""
+    return [index for index, token in enumerate(toks)
+            if token.kind == "ident" and token.text == root and not (index and toks[index - 1].text == ".")]
+
+
+def _context_paths(toks: list[Token]) -> frozenset[tuple[str, ...]]:
+    """What a module may read of ``data.fleet``, path by path. A reference under
+    another key of ``data`` is not the context; one that may be (``data`` whole,
+    ``data[x]``) reads all of it. Imports are references like any other."""
+    paths = set()
+    for index in _root_refs(toks, "data"):
+        path = _static_path(toks, index)
+        if not path:
+            paths.add(())
+        elif path[0] == "fleet":
+            paths.add(path[1:])
+    return frozenset(paths)
+
+
+def _input_paths(toks: list[Token]) -> frozenset[tuple[str, ...]]:
+    return frozenset(_static_path(toks, index) for index in _root_refs(toks, "input"))
 
 
 def _input_keys(toks: list[Token]) -> frozenset[str]:
@@ -242,7 +295,7 @@ def inspect_module(source: str) -> ModuleInfo:
         set_rules=_partial_sets(toks), has_v1_import=any(path == "rego.v1" for path, _ in imports),
         imports=imports, data_refs=_data_refs(toks), context_keys=_context_keys(toks),
         nondeterministic=frozenset(_dotted_names(toks) & NONDETERMINISTIC_BUILTINS),
-        input_keys=_input_keys(toks),
+        input_keys=_input_keys(toks), context_paths=_context_paths(toks), input_paths=_input_paths(toks),
     )
 
 

@@ -21,6 +21,7 @@ from fleet.accounts import rules
 from fleet.accounts.rules import Act
 from fleet.audit import services as audit
 from fleet.kube import services as kube
+from fleet.kube.errors import KubeError, Timeout, Unreachable
 from fleet.rollouts.models import ClusterDeployment, Rollout, Wave
 from fleet.rollouts.states import (
     DEPLOYMENT_FAILURES,
@@ -41,6 +42,7 @@ from fleet.rollouts.states import (
 logger = logging.getLogger(__name__)
 BAKE_RECHECK_SECONDS = 5
 BAKE_RECHECK_PARALLEL = 16  # clusters rechecked at once (each reads its objects concurrently too)
+HIDDEN = (Unreachable, Timeout)  # a recheck's errors that say nothing of the objects, only of the network
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class Scheduler:
     run_deployment: Callable[[int], None]  # run (or resume) a claimed deployment's pipeline
     advance: Callable[[int], None]  # advance a rollout soon: a request just let it move
     advance_later: Callable[[int, float], None]  # advance a rollout after a delay (seconds)
-    recheck_health: Callable[[ClusterDeployment], str | None]  # None: healthy, else the reason
+    # None: healthy, else the reason; raises a HIDDEN error when the network hid the cluster
+    recheck_health: Callable[[ClusterDeployment], str | None]
 
 
 _installed: Scheduler | None = None
@@ -181,18 +184,32 @@ def _recheck_baking(rollout_id: int, scheduler: Scheduler) -> dict[int, str]:
         return {}
     deployments = list(wave.deployments.filter(state=D.SUCCEEDED).select_related("cluster"))
     checked = kube.for_each(deployments, scheduler.recheck_health, max_parallel=BAKE_RECHECK_PARALLEL)
-    return {deployment.pk: str(problem) for deployment, problem in checked if problem}
+    return {deployment.pk: problem if isinstance(problem, HIDDEN) else str(problem)
+            for deployment, problem in checked if problem}
 
 
-def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler, regressions: dict[int, str]) -> bool:
-    """A regression seen by the recheck counts as a failure; then wait out the bake."""
-    for deployment in wave.deployments.filter(pk__in=regressions, state=D.SUCCEEDED).select_related("cluster"):
-        problem = regressions[deployment.pk]
-        if transition(deployment, D.FAILED, error=f"regressed while baking: {problem}"):
+def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler, regressions: dict[int, str | KubeError]) -> bool:
+    """A regression seen by the recheck counts as a failure; then wait out the bake.
+
+    A cluster the network hid from the recheck (unreachable, no answer in time) is not
+    a regression yet: it is rechecked while the bake lasts, its outage (and recovery)
+    kept on its record, ``steps["bake"]``. Still hidden when the bake ends, it fails.
+    """
+    remaining = (wave.bake_until - timezone.now()).total_seconds() if wave.bake_until else 0
+    concerned = Q(pk__in=list(regressions)) | Q(steps__bake__unreachable=True)  # the others: nothing to do
+    for deployment in wave.deployments.filter(concerned, state=D.SUCCEEDED).select_related("cluster"):
+        problem = regressions.get(deployment.pk)
+        if isinstance(problem, HIDDEN):
+            _note_outage(deployment, str(problem))
+            if remaining > 0:
+                continue
+            problem = f"unreachable when the bake ended: {problem}"
+        elif (deployment.steps.get("bake") or {}).get("unreachable"):
+            _note_outage(deployment, "")
+        if problem and transition(deployment, D.FAILED, error=f"regressed while baking: {problem}"):
             _audit_transition(deployment, "deployment.regressed", reason=problem)
     if _halt_if_over_budget(rollout, wave, _counts(wave), " (regressions while baking)"):
         return False
-    remaining = (wave.bake_until - timezone.now()).total_seconds() if wave.bake_until else 0
     if remaining > 0:
         delay = min(remaining, BAKE_RECHECK_SECONDS)
         transaction.on_commit(lambda: scheduler.advance_later(rollout.pk, delay))
@@ -202,7 +219,21 @@ def _bake(rollout: Rollout, wave: Wave, scheduler: Scheduler, regressions: dict[
     return True
 
 
-def _step(rollout: Rollout, scheduler: Scheduler, regressions: dict[int, str]) -> bool:
+def _note_outage(deployment: ClusterDeployment, error: str) -> None:
+    """Keep on the record each outage a bake saw: since when, why, and when it ended
+    (``error`` empty: the cluster answered again)."""
+    bake = dict(deployment.steps.get("bake") or {})
+    outages = list(bake.get("outages", []))
+    now = timezone.now().isoformat()
+    if error and not bake.get("unreachable"):
+        outages.append({"since": now, "error": error[:500]})
+    elif not error and outages:
+        outages[-1] = {**outages[-1], "recovered_at": now}
+    deployment.steps = {**deployment.steps, "bake": {"unreachable": bool(error), "outages": outages[-20:]}}
+    ClusterDeployment.objects.filter(pk=deployment.pk).update(steps=deployment.steps)
+
+
+def _step(rollout: Rollout, scheduler: Scheduler, regressions: dict[int, str | KubeError]) -> bool:
     """One move; True if another may follow at once."""
     if rollout.state == R.ABORTING:
         _cancel_remaining(rollout, "rollout aborted")

@@ -24,7 +24,7 @@ from fleet.gitops import services as gitops
 from fleet.inventory.models import Cluster, Release
 from fleet.kube import services as kube
 from fleet.kube.diff import DiffReport
-from fleet.kube.errors import KubeError
+from fleet.kube.errors import KubeError, Timeout, Unreachable
 from fleet.kube.objects import ref_of
 from fleet.policy import services as policy
 from fleet.policy.choices import DecisionSource
@@ -203,8 +203,17 @@ def apply(context: Context) -> dict[str, Any]:
     # it re-applies only some objects, prunes nothing: the rest of the set is as deployed.
     deployment = context.deployment
     heal = _is_heal(deployment)
-    result = kube.apply(deployment.cluster, _objects(context), validated=context.dry_run_passed,
-                        force=heal, prune=not deployment.heal_refs)
+    try:
+        result = kube.apply(deployment.cluster, _objects(context), validated=context.dry_run_passed,
+                            force=heal, prune=not deployment.heal_refs)
+    except KubeError as exc:
+        partial = exc.detail.get("partial")
+        if not partial or not partial["written"]:
+            raise
+        # Some objects reached the cluster: the record must say so, not only why it stopped.
+        # The applyset's parent already lists every kind, so a retry or rollback prunes them.
+        raise StepFailed(f"{exc}; partially applied: {partial['written']} of {partial['total']} objects "
+                         "written before the failure, the others unconfirmed", detail=exc.as_dict()) from exc
     _save(deployment, applied_refs=[asdict(ref) for ref in result.applied])
     return {"applied": len(result.applied), "pruned": [str(ref) for ref in result.pruned]}
 
@@ -259,9 +268,16 @@ PIPELINE = [("prepare", prepare), ("render", render), ("gate", gate), ("dry_run"
 
 
 def recheck_health(deployment: ClusterDeployment) -> str | None:
-    """During bake: None while every applied object stays healthy, else the first problem."""
+    """During bake: None while every applied object stays healthy, else the first problem.
+
+    A cluster the network hides (:class:`Unreachable`, or no answer in time) has shown
+    no regression of what was applied: that error is raised, for the bake to retry at
+    its next recheck (``orchestrator._bake``), not returned as a problem.
+    """
     try:
         report = kube.health(deployment.cluster, _applied_refs(deployment), timeout=RECHECK_TIMEOUT)
+    except (Unreachable, Timeout):
+        raise
     except KubeError as exc:
         return str(exc)
     if report.ok:

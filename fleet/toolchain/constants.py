@@ -16,6 +16,7 @@ KWOK_VERSION = "v0.8.0"
 KUSTOMIZE_VERSION = "v5.8.2"  # v5.8.3 needs Go 1.27
 OPA_VERSION = "v1.22.2"
 CONFTEST_VERSION = "v0.71.1"
+TOXIPROXY_VERSION = "v2.12.0"  # the TCP proxy between Fleet and local clusters (latency, resets: tests/faults)
 GATOR_VERSION = "v3.23.1"  # Gatekeeper's CLI: `gator test` / `gator verify`, the reference the gate is measured by
 
 
@@ -103,6 +104,15 @@ BUILDS: tuple[GoBuild, ...] = (
         "github.com/open-policy-agent/gatekeeper/v3",
         GATOR_VERSION,
         {"gator": "github.com/open-policy-agent/gatekeeper/v3/cmd/gator"},
+    ),
+    GoBuild(
+        "toxiproxy",
+        "github.com/Shopify/toxiproxy/v2",
+        TOXIPROXY_VERSION,
+        {
+            "toxiproxy-server": "github.com/Shopify/toxiproxy/v2/cmd/server",
+            "toxiproxy-cli": "github.com/Shopify/toxiproxy/v2/cmd/cli",
+        },
     ),
 )
 

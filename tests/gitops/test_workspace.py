@@ -103,7 +103,7 @@ def test_a_call_inside_a_held_workspace_does_not_check_the_clone_again(primary, 
     cluster = make_cluster(primary)
     ensured = []
     original = Workspace.ensure
-    monkeypatch.setattr(Workspace, "ensure", lambda self: ensured.append(1) or original(self))
+    monkeypatch.setattr(Workspace, "ensure", lambda self, **kw: ensured.append(1) or original(self, **kw))
     with services.locked(cluster):
         assert services.head(cluster) == services.status(cluster, refresh=False).head
         services.history(cluster, refresh=False)

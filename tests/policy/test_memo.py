@@ -43,20 +43,63 @@ def test_memo_gives_the_engines_hits_and_evaluates_only_what_changed(engine, bas
     changed[4]["spec"]["replicas"] = 1  # now breaks replicas >= 2 in prod
     assert decide(memo, baseline, changed, deployed=deployed) == decide(engine, baseline, changed,
                                                                         deployed=deployed)
-    assert memo.misses == len(release_) + 1 + 2  # that object, and the release it is part of
+    # That object only: the rule over the release reads the change's removals (and the
+    # cluster's env and name), none of which an edited object changes.
+    assert memo.misses == len(release_) + 1 + 1
 
     dev = {**PROD, "labels": {"env": "dev"}}  # the baseline reads the cluster: nothing carries over
     assert decide(memo, baseline, changed, cluster=dev) == decide(engine, baseline, changed, cluster=dev)
-    assert memo.misses == 2 * (len(release_) + 1) + 2
+    assert memo.misses == 2 * (len(release_) + 1) + 1
+
+
+UPDATES_ONLY = """apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8snoupdates
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sNoUpdates
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8snoupdates
+
+              violation contains {"msg": "no updates"} if input.review.operation == "UPDATE"
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sNoUpdates
+metadata:
+  name: no-updates
+spec:
+  match:
+    kinds:
+      - apiGroups: [""]
+        kinds: ["Service"]
+"""
 
 
 def test_a_gatekeeper_review_is_part_of_the_key(engine, baseline):
     """The same object is a CREATE on one cluster and an UPDATE of another object on the
-    next: a constraint may judge the two differently."""
-    memo, nodeport = MemoEngine(engine, 10_000), service("np", type_="NodePort")
-    decide(memo, baseline, [nodeport])
-    decide(memo, baseline, [nodeport], deployed=[service("np")])
+    next: a constraint reading the operation judges the two differently. The baseline's
+    templates read neither the operation nor the old object: there the two share."""
+    nodeport = service("np", type_="NodePort")
+    memo = MemoEngine(engine, 10_000)
+    bundle = load_bundle({"updates.yaml": UPDATES_ONLY})
+    assert decide(memo, bundle, [nodeport]) == []
+    assert [s for s, _, _ in decide(memo, bundle, [nodeport], deployed=[service("np")])] == ["gk::0"]
     assert memo.hits == 0
+
+    memo = MemoEngine(engine, 10_000)
+    created = decide(memo, baseline, [nodeport])
+    assert decide(memo, baseline, [nodeport], deployed=[service("np")]) == created == decide(
+        engine, baseline, [nodeport], deployed=[service("np")])
+    assert (memo.hits, memo.misses) == (2, 2)  # the object and the rule over the release
 
 
 def test_policies_that_read_the_clock_are_never_memoised(engine):

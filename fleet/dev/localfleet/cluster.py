@@ -39,7 +39,8 @@ class LocalCluster:
     ca_pem: str
     token: str  # system:masters
     viewer_token: str  # no RBAC bindings
-    kubeconfig_path: Path
+    kubeconfig_path: Path  # talks to the API server directly, never through the network
+    direct_server: str = ""  # the API server itself when ``server`` is its Toxiproxy listener
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,15 @@ class ClusterState:
     components_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: list[ProcessRecord] = field(default_factory=list)
     audit: AuditSink | None = None  # sends its audit events to Fleet (LocalFleet.enable_audit)
+    proxy_port: int = 0  # its Toxiproxy listener, when the fleet has a network (0: none)
 
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def proxied_server(self) -> str:
+        return f"https://127.0.0.1:{self.proxy_port}" if self.proxy_port else self.server
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if k not in ("processes", "audit")}

@@ -9,6 +9,12 @@ Why one etcd for the fleet rather than one per cluster: each cluster keeps its o
 under its own ``--etcd-prefix``, which isolates them as well as separate servers would
 for our purposes, and the fleet saves a process, a port pair and ~30 MiB per cluster.
 The price is that etcd is a shared point of failure, which a test fixture can accept.
+
+With ``up(..., network=True)`` each API server is also put behind its own Toxiproxy
+listener (``toxiproxy``) and the clusters' ``server`` is that listener, so tests and
+benchmarks can give the link latency, resets or a blackhole. Off by default: the
+fleet's own components (controller-manager, scheduler, kwok) always talk to their
+API server directly, and so does each cluster's kubeconfig.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from fleet.dev.localfleet import cluster as kube
 from fleet.dev.localfleet import pki
 from fleet.dev.localfleet.cluster import AuditSink, ClusterFiles, ClusterState, LocalCluster
 from fleet.dev.localfleet.process import ProcessRecord, is_running, log_tail, rss_bytes, spawn, stop
+from fleet.dev.localfleet.toxiproxy import Proxy, Toxiproxy, ToxiproxyError, ToxiproxyServer
 from fleet.toolchain.build import ensure_binaries
 
 Progress = Callable[[str], None]
@@ -44,6 +51,7 @@ WAITING_FOR = {
     "kube-controller-manager": "create the default ServiceAccount",
 }
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kwok-stages")
+NETWORK_BINARY = "toxiproxy-server"
 
 
 class LocalFleetError(RuntimeError):
@@ -66,6 +74,14 @@ class EtcdState:
         return f"http://127.0.0.1:{self.client_port}"
 
 
+@dataclass
+class NetworkState:
+    """The Toxiproxy server in front of the clusters (its proxies live in its memory)."""
+
+    port: int
+    processes: list[ProcessRecord]
+
+
 @dataclass(frozen=True)
 class ClusterStatus:
     name: str
@@ -85,17 +101,19 @@ class LocalFleet:
     # -- public API ---------------------------------------------------------------
 
     def up(
-        self, count: int, *, die_with_parent: bool = False, progress: Progress = print
+        self, count: int, *, network: bool = False, die_with_parent: bool = False, progress: Progress = print
     ) -> list[LocalCluster]:
         """Make local-1..local-``count`` run and be able to run workloads.
 
         Clusters already running are reported and left alone; dead ones are restarted
         on their previous port (when free) with their data. ``die_with_parent`` ties
         every process to the calling thread (see ``process``), for test sessions.
+        With ``network`` every cluster is reached through its Toxiproxy listener
+        (:meth:`proxy`), started or re-created as needed.
         """
         if count < 1:
             raise LocalFleetError("a fleet needs at least one cluster")
-        paths = ensure_binaries(BINARIES, progress=progress)
+        paths = ensure_binaries(BINARIES + ((NETWORK_BINARY,) if network else ()), progress=progress)
         with self._locked():
             etcd, clusters = self._load()
             ca = pki.ensure_ca(self.state_dir / "pki")
@@ -121,7 +139,26 @@ class LocalFleet:
             self._wait(started, lambda s: kube.missing_for_workloads(s, ca.cert_pem))
             for state in started:
                 progress(f"{state.name}: ready at {state.server}")
-            return [self._local_cluster(clusters[f"local-{i}"], ca.cert_pem) for i in range(1, count + 1)]
+            if network:
+                self._network_up(paths[NETWORK_BINARY], [clusters[f"local-{i}"] for i in range(1, count + 1)],
+                                 die_with_parent, progress)
+                self._save(etcd, clusters)
+            return [self._local_cluster(clusters[f"local-{i}"], ca.cert_pem, network=network)
+                    for i in range(1, count + 1)]
+
+    def network(self) -> Toxiproxy:
+        """The client of the fleet's Toxiproxy (``up(..., network=True)`` started it)."""
+        state = self._load_network()
+        if state is None or not _all_running(state.processes):
+            raise LocalFleetError(f"the fleet in {self.state_dir} has no network running: up(..., network=True)")
+        return Toxiproxy(f"http://127.0.0.1:{state.port}")
+
+    def proxy(self, name: str) -> Proxy:
+        """The Toxiproxy link in front of cluster ``name`` (named after it)."""
+        try:
+            return self.network().proxy(name)
+        except ToxiproxyError as error:
+            raise LocalFleetError(f"{name} has no proxy: {error}") from None
 
     def enable_audit(self, name: str, sink: AuditSink | None, *, die_with_parent: bool = False) -> None:
         """Make cluster ``name``'s API server send its audit events to ``sink`` (Fleet's ingest
@@ -185,7 +222,9 @@ class LocalFleet:
         if not clusters:
             return []
         ca_pem = (self.state_dir / "pki" / "ca.crt").read_text()
-        return [self._local_cluster(state, ca_pem) for state in clusters.values()]
+        network = self._load_network()
+        proxied = network is not None and _all_running(network.processes)
+        return [self._local_cluster(state, ca_pem, network=proxied) for state in clusters.values()]
 
     def status(self) -> list[ClusterStatus]:
         _, clusters = self._load()
@@ -216,6 +255,9 @@ class LocalFleet:
         """
         with self._locked():
             etcd, clusters = self._load()
+            network = self._load_network()
+            if network is not None:
+                stop(network.processes)
             stop([p for state in clusters.values() for p in state.processes])
             proxy = self.state_dir / "audit-proxy" / "process.json"
             if proxy.is_file():
@@ -227,7 +269,7 @@ class LocalFleet:
                 state.processes = []
             if etcd is not None:
                 etcd.processes = []
-            self._save(etcd, clusters)
+            self._save(etcd, clusters, network=NetworkState(network.port, []) if network else None)
         if purge:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -340,15 +382,42 @@ class LocalFleet:
             if pending:
                 time.sleep(0.2)
 
+    def _network_up(self, binary: Path, states: list[ClusterState], die_with_parent: bool,
+                    progress: Progress) -> None:
+        """Start Toxiproxy if it is not running, and give each cluster its proxy: on its
+        recorded port when that is free (a restarted Toxiproxy forgot its proxies)."""
+        network = self._load_network()
+        if network is None or not _all_running(network.processes):
+            if network is not None:
+                stop(network.processes)
+            port = _free_ports(1, prefer=(network.port,) if network else ())[0]
+            server = ToxiproxyServer.start(binary, port, self.state_dir / "logs" / "toxiproxy.log",
+                                           die_with_parent=die_with_parent)
+            network = NetworkState(port, [server.record])
+            self._write_network(network)
+        api = Toxiproxy(f"http://127.0.0.1:{network.port}")
+        existing = api.proxies()
+        for state in states:
+            proxy = existing.get(state.name)
+            upstream = f"127.0.0.1:{state.port}"
+            if proxy is not None and proxy.upstream == upstream and proxy.port == state.proxy_port:
+                continue
+            if proxy is not None:
+                api.delete_proxy(state.name)
+            port = _free_ports(1, prefer=(state.proxy_port,) if state.proxy_port else ())[0]
+            state.proxy_port = api.create_proxy(state.name, upstream=upstream, listen=f"127.0.0.1:{port}").port
+            progress(f"{state.name}: behind toxiproxy at {state.proxied_server}")
+
     # -- state --------------------------------------------------------------------
 
     def _files(self, name: str) -> ClusterFiles:
         return ClusterFiles(self.state_dir / "clusters" / name)
 
-    def _local_cluster(self, state: ClusterState, ca_pem: str) -> LocalCluster:
+    def _local_cluster(self, state: ClusterState, ca_pem: str, *, network: bool = False) -> LocalCluster:
         return LocalCluster(
             name=state.name,
-            server=state.server,
+            server=state.proxied_server if network else state.server,
+            direct_server=state.server,
             ca_pem=ca_pem,
             token=state.token,
             viewer_token=state.viewer_token,
@@ -378,8 +447,27 @@ class LocalFleet:
         clusters = {c["name"]: ClusterState.from_json(c) for c in data.get("clusters", [])}
         return etcd, dict(sorted(clusters.items(), key=lambda item: int(item[0].rsplit("-", 1)[1])))
 
-    def _save(self, etcd: EtcdState | None, clusters: dict[str, ClusterState]) -> None:
+    def _load_network(self) -> NetworkState | None:
+        path = self.state_dir / STATE_FILE
+        raw = json.loads(path.read_text()).get("network") if path.is_file() else None
+        if not raw:
+            return None
+        return NetworkState(raw["port"], [ProcessRecord.from_json(p) for p in raw["processes"]])
+
+    def _write_network(self, network: NetworkState) -> None:
+        etcd, clusters = self._load()
+        self._save(etcd, clusters, network=network)
+
+    _KEEP = object()
+
+    def _save(self, etcd: EtcdState | None, clusters: dict[str, ClusterState],
+              network: NetworkState | None | object = _KEEP) -> None:
+        """Write the state file; the network entry is kept as it is unless given."""
+        if network is LocalFleet._KEEP:
+            network = self._load_network()
         data = {
+            "network": None if network is None else {
+                "port": network.port, "processes": [p.to_json() for p in network.processes]},
             "etcd": None
             if etcd is None
             else {

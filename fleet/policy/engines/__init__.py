@@ -18,21 +18,39 @@ from django.conf import settings
 
 from fleet.policy.engines.base import Engine
 from fleet.policy.engines.managed import ManagedOpaEngine
-from fleet.policy.engines.memo import MemoEngine
+from fleet.policy.engines.memo import MemoEngine, MemoStore
 from fleet.policy.engines.opa_engine import OpaEngine
 from fleet.policy.errors import PolicyError
 
 ENGINES = ("embedded", "opa")
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+_shared_memo: MemoStore | None = None
 
 
-def get_engine(name: str | None = None) -> Engine:
+def install_shared_memo(store: MemoStore | None) -> None:
+    """The store every engine's memo shares findings through (the policy app installs
+    the database's); engines made from now on use it."""
+    global _shared_memo
+    _shared_memo = store
+
+
+def get_engine(name: str | None = None, *, shared_memo: bool = True) -> Engine:
+    """The process's engine behind its memo. ``shared_memo=False`` (commands that need
+    no database: ``policy check``, ``policy verify`` on files) gets the same engine
+    behind a memo of this process only."""
     name = name or settings.FLEET_POLICY_ENGINE
     with _lock:
         if name not in _engines:
-            _engines[name] = MemoEngine(_create(name), settings.FLEET_POLICY_MEMO_OBJECTS)
-        return _engines[name]
+            shared = _shared_memo if settings.FLEET_POLICY_MEMO_SHARED_OBJECTS > 0 else None
+            _engines[name] = MemoEngine(_create(name), settings.FLEET_POLICY_MEMO_OBJECTS, shared)
+        engine = _engines[name]
+        if shared_memo or not isinstance(engine, MemoEngine) or engine.shared is None:
+            return engine
+        local = f"{name}/local"
+        if local not in _engines:
+            _engines[local] = MemoEngine(engine.inner, settings.FLEET_POLICY_MEMO_OBJECTS)
+        return _engines[local]
 
 
 def _create(name: str) -> Engine:
@@ -49,7 +67,7 @@ def _create(name: str) -> Engine:
 def reset_engines() -> None:
     """Drop the shared engines (tests, and a changed configuration)."""
     with _lock:
-        engines = list(_engines.values())
+        engines = [engine for name, engine in _engines.items() if not name.endswith("/local")]  # same inner
         _engines.clear()
     for engine in engines:
         engine.close()

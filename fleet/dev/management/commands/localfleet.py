@@ -22,6 +22,8 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True)
         up = actions.add_parser("up", help="start clusters local-1..local-N (running ones are kept)")
         up.add_argument("count", type=int)
+        up.add_argument("--network", action="store_true",
+                        help="put each API server behind a Toxiproxy listener (latency, resets: see README)")
         up.add_argument("--register", metavar="CHANNEL",
                         help="also register the clusters in the inventory on this channel")
         up.add_argument("--repos", metavar="DIR",
@@ -46,7 +48,7 @@ class Command(BaseCommand):
             fleet = LocalFleet(options["dir"])
             if action == "up":
                 channel = self._channel(options["register"], options["repos"]) if options["register"] else None
-                clusters = fleet.up(options["count"], progress=self._say)
+                clusters = fleet.up(options["count"], network=options["network"], progress=self._say)
                 for cluster in clusters:
                     self._say(f"{cluster.name}: {cluster.server}  KUBECONFIG={cluster.kubeconfig_path}")
                 if channel is not None:

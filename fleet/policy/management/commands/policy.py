@@ -99,7 +99,7 @@ class Command(FleetCommand):
             f"bundle {policy_set.bundle_hash[:12]}"))
 
     def run_verify(self, options) -> None:
-        results = verify.verify(get_engine(options["engine"]), options["paths"])
+        results = verify.verify(get_engine(options["engine"], shared_memo=False), options["paths"])
         output = reporting.verify_junit if options["output"] == "junit" else reporting.verify_human
         self.stdout.write(output(results))
         if any(r.error for r in results):
@@ -109,7 +109,8 @@ class Command(FleetCommand):
         objects = render_path(options["path"])
         deployed = render_path(options["deployed"]) if options["deployed"] else None
         inventory = check_objects([o for path in options["inventory"] for o in render_path(path)], "inventory")
-        engine = get_engine(options["engine"])
+        # With --policies the check needs no database; with policy sets it reads them anyway.
+        engine = get_engine(options["engine"], shared_memo=not options["policies"])
         if options["policies"]:
             spec = gate.PolicySetSpec(options["policies"].name, options["mode"], False,
                                       services.bundle_of(read_directory(options["policies"])))

@@ -1,0 +1,72 @@
+"""One local copy of each primary (vendor) repository, shared by every cluster's workspace.
+
+A rollout of one release to a thousand clusters used to fetch the vendor's repository a
+thousand times, once per workspace, each a network round trip and a pack of the same
+objects. Now each primary URL has one bare mirror under
+``FLEET_WORKSPACE_DIR/_primaries/<digest>/repo.git`` (``_`` cannot start a cluster
+name): a deployment asks it for the release's commit, and the mirror fetches from
+the vendor only when it lacks that commit, so a rollout of a release fetches it once
+(the first cluster; the others find it there). Each workspace then takes its
+``origin/*`` branches from the mirror, a local fetch that copies no objects: the
+workspace borrows the mirror's object store (git alternates), so a thousand
+workspaces hold the vendor's history once on disk.
+
+Branches in the mirror only move forward with the vendor's (a fetch when a new
+release appears), and workspaces read theirs from it, so no workspace knows a newer
+vendor commit than its mirror: the merge base an upgrade rebases from is always found.
+The mirror is never pruned of objects or evicted (``gc.auto=0``): workspaces borrow them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+
+from fleet.gitops.git import Git, neutralise_attributes, scrub
+from fleet.gitops.workspace import directory_lock
+
+ROOT = "_primaries"
+
+
+def mirror_path(url: str, root: Path | None = None) -> Path:
+    key = hashlib.sha256(url.encode()).hexdigest()[:24]
+    return Path(root or settings.FLEET_WORKSPACE_DIR) / ROOT / key / "repo.git"
+
+
+def existing(url: str, root: Path | None = None) -> Path | None:
+    """The mirror of ``url`` if one was made (no fetch): what a new clone borrows from."""
+    path = mirror_path(url, root)
+    return path if (path / "HEAD").is_file() else None
+
+
+def ensure_commit(url: str, sha: str, root: Path | None = None) -> tuple[Path, bool]:
+    """The mirror of ``url`` holding commit ``sha`` (fetched from ``url`` only if it
+    lacks it); returns its path and whether it fetched."""
+    path = mirror_path(url, root)
+    git = Git(path)
+
+    def has_it() -> bool:
+        return (path / "HEAD").is_file() and git.attempt("cat-file", "-e", f"{sha}^{{commit}}").status == 0
+
+    if has_it():  # the common case, read-only: no lock, so a thousand clusters do not queue
+        return path, False
+    with directory_lock(path.parent, f"primary repo {scrub(url)}"):
+        if has_it():  # another job fetched it while this one waited
+            return path, False
+        new = not (path / "HEAD").is_file()
+        try:
+            if new:
+                shutil.rmtree(path, ignore_errors=True)
+                path.mkdir(parents=True)
+                git.run("init", "--quiet", "--bare")
+                neutralise_attributes(path)
+            git.run("fetch", "--quiet", "--prune", "--no-tags", url, "+refs/heads/*:refs/heads/*",
+                    remote_url=url)
+        except BaseException:
+            if new:
+                shutil.rmtree(path, ignore_errors=True)  # a first fetch that failed leaves nothing
+            raise
+    return path, True

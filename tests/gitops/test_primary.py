@@ -1,0 +1,66 @@
+"""One mirror of each primary repo, shared by the workspaces: a release is fetched from
+the vendor once for every cluster it goes to, and the workspaces borrow its objects."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet.gitops import primary as primaries
+from fleet.gitops import services
+from fleet.gitops.git import Git
+from tests.factories import ChannelFactory, ReleaseFactory
+from tests.gitops.conftest import clone_of
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture
+def vendor_fetches(monkeypatch, primary) -> list[str]:
+    """The directories git fetched the vendor's repo into."""
+    fetched: list[str] = []
+    original = Git.attempt
+
+    def attempt(self, *args, **kwargs):
+        if args and args[0] == "fetch" and kwargs.get("remote_url") == primary.url:
+            fetched.append(str(self.path))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Git, "attempt", attempt)
+    return fetched
+
+
+def test_a_release_is_fetched_from_the_vendor_once_for_all_its_clusters(primary, make_cluster, vendor_fetches,
+                                                                      workspace_dir):
+    clusters = [make_cluster(primary, f"edge-{n}", at=primary.head("release-1.0")) for n in range(3)]
+    release = ReleaseFactory(channel=clusters[0].channel, upstream_sha=primary.head("release-1.0"))
+    for cluster in clusters:
+        assert services.prepare(cluster, release).ok
+    mirror = primaries.mirror_path(primary.url)
+    # The first cluster's clone (no mirror yet) and the mirror's one fetch; nothing after.
+    assert vendor_fetches == [str(workspace_dir / "edge-0" / "repo"), str(mirror)]
+    later = clone_of(clusters[2])
+    alternates = (later.path / ".git" / "objects" / "info" / "alternates").read_text().split()
+    assert alternates == [str((mirror / "objects").resolve())]
+    packed = dict(line.split(": ") for line in later.git.run("count-objects", "-v").splitlines())
+    assert packed["size-pack"] == "0" and packed["count"] == "0"  # the vendor's history is not copied
+    assert later.head() == primary.head("release-1.0")
+
+    # The next release (on the next branch) is already in the mirror, whose fetch took
+    # every branch: the upgrade fetches nothing from the vendor.
+    channel = ChannelFactory(name="release-1-1", repo_url=primary.url, branch="release-1.1")
+    newer = ReleaseFactory(channel=channel, upstream_sha=primary.head("release-1.1"))
+    assert services.prepare(clusters[1], newer).ok
+    assert clone_of(clusters[1]).head() != primary.head("release-1.0")
+    assert len(vendor_fetches) == 2
+
+
+def test_a_branch_newer_than_the_mirror_is_fetched_from_the_vendor(primary, make_cluster, vendor_fetches,
+                                                                  workspace_dir):
+    first = make_cluster(primary, "edge-a", at=primary.head("release-1.0"))
+    release = ReleaseFactory(channel=first.channel, upstream_sha=primary.head("release-1.0"))
+    assert services.prepare(first, release).ok
+    mirror = primaries.mirror_path(primary.url)
+    Git(mirror).run("update-ref", "-d", "refs/heads/release-1.2")  # as if the mirror predates it
+    second = make_cluster(primary, "edge-b", branch="release-1.2")
+    assert clone_of(second).remote_ref("origin", "release-1.2") == primary.head("release-1.2")
+    assert vendor_fetches[-1] == str(workspace_dir / "edge-b" / "repo")
