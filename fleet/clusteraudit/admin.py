@@ -3,7 +3,7 @@
 
 from django.contrib import admin
 
-from fleet.clusteraudit.models import AuditSource, ClusterAuditEvent
+from fleet.clusteraudit.models import AuditSource, ClusterAuditEvent, IngestRefusal
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -30,3 +30,8 @@ class ClusterAuditEventAdmin(ReadOnly):
 class AuditSourceAdmin(ReadOnly):
     list_display = ("cluster", "key", "rotated_at", "fleet_username", "last_ingest_at")
     exclude = ("secret_hash", "previous_secret_hash")
+
+
+@admin.register(IngestRefusal)
+class IngestRefusalAdmin(ReadOnly):
+    list_display = ("key", "window_start", "count")
