@@ -62,8 +62,8 @@ def drive(rollout: Rollout, django_capture_on_commit_callbacks) -> Rollout:
     """Advance and run deployments in process until the rollout ends or waits for an approval."""
     for _ in range(50):
         queued: list[int] = []
-        scheduler = orchestrator.Scheduler(run_deployment=queued.append, advance_later=lambda pk, delay: None,
-                                           recheck_health=steps.recheck_health)
+        scheduler = orchestrator.Scheduler(run_deployment=queued.append, advance=lambda pk: None,
+                                           advance_later=lambda pk, delay: None, recheck_health=steps.recheck_health)
         with django_capture_on_commit_callbacks(execute=True):
             orchestrator.advance(rollout.pk, scheduler)
         for deployment_id in queued:
