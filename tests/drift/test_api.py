@@ -145,3 +145,43 @@ def test_rules_as_code_are_loaded_all_or_nothing(tmp_path, recorded):
         services.sync_rules(path)
     assert "ignore[0].json_pointers[0]" in str(caught.value)
     assert IgnoreRule.objects.filter(name="hpa").exists()  # nothing half-applied
+
+
+def test_the_cli_shows_a_diff_the_summary_and_scans_with_a_progress_bar(recorded):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    call_command("drift", "show", "a-2", "--no-color", stdout=out)
+    text = out.getvalue()
+    assert text.startswith("# a-2: drifted, mode report") and "+spec.replicas: 5  # kubectl-edit" in text
+    out = StringIO()
+    call_command("drift", "status", "--label", "ring", stdout=out)
+    assert '"worst": "error"' in out.getvalue()
+    out, err = StringIO(), StringIO()
+    call_command("drift", "scan", "--selector", "ring=none", stdout=out, stderr=err)
+    assert out.getvalue().strip() == "0 clusters scanned"
+    with pytest.raises(CommandError, match="bad selector"):
+        call_command("drift", "scan", "--selector", "ring in (", stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="nothing to heal"):
+        call_command("drift", "heal", "a-1", stdout=out)
+
+
+def test_the_progress_bar_draws_in_place_on_a_terminal_and_by_tenths_in_a_log():
+    from io import StringIO
+
+    from fleet.drift.management.commands.drift import ProgressBar
+
+    log = StringIO()
+    bar = ProgressBar(20, log, tty=False)
+    for _ in range(20):
+        bar.update("in_sync")
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11 and lines[-1].startswith("[" + "#" * 30 + "] 20/20 clusters  in_sync 20")
+    tty = StringIO()
+    bar = ProgressBar(2, tty, tty=True)
+    bar.update("drifted")
+    bar.update("in_sync")
+    assert tty.getvalue().count("\r") == 2 and tty.getvalue().endswith("\n")
