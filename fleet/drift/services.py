@@ -209,8 +209,16 @@ def drift_rows(*, selector: str = "", state: str = "", channel: str = "") -> Que
 
 
 def drift_of(cluster: Cluster) -> ClusterDrift:
-    drift, _ = ClusterDrift.objects.select_related("cluster").get_or_create(cluster=cluster)
-    return drift
+    """The cluster's drift row; for a cluster never scanned, an unsaved one (``unknown``):
+    reading never writes."""
+    return ClusterDrift.objects.select_related("cluster").filter(cluster=cluster).first() or ClusterDrift(
+        cluster=cluster)
+
+
+def _open_resources(drift: ClusterDrift) -> QuerySet[DriftedResource]:
+    if drift.pk is None:
+        return DriftedResource.objects.none()
+    return drift.resources.filter(resolved_at=None)
 
 
 def resource_dict(row: DriftedResource) -> dict[str, Any]:
@@ -240,7 +248,7 @@ def cluster_detail(cluster: Cluster, *, resources_limit: int = 500) -> dict[str,
     diff), recent scans and heals."""
     drift = drift_of(cluster)
     mode = modes.effective(drift, cluster.labels)
-    rows = list(drift.resources.filter(resolved_at=None)[:resources_limit])
+    rows = list(_open_resources(drift)[:resources_limit])
     return {
         "cluster": cluster.name, "state": drift.state, "reason": drift.reason,
         "mode": mode.mode, "mode_source": mode.source, "interval_seconds": scanning.interval_of(drift),
@@ -251,7 +259,7 @@ def cluster_detail(cluster: Cluster, *, resources_limit: int = 500) -> dict[str,
         "heal": {"failures": drift.heal_failures, "retry_at": drift.heal_retry_at,
                  "rollout": drift.heal_rollout_id},
         "resources": [resource_dict(row) for row in rows],
-        "resources_total": drift.resources.filter(resolved_at=None).count(),
+        "resources_total": _open_resources(drift).count(),
         "scans": list(DriftScan.objects.filter(cluster=cluster)[:10].values(
             "started_at", "trigger", "state", "reason", "seconds", "requests", "desired_cached", "counts")),
     }
@@ -265,7 +273,7 @@ def unified_diff(cluster: Cluster) -> str:
     """The open drift as a unified diff, desired (``-``) against live (``+``), object by
     object, as ``kubectl diff`` prints it; Secret values as their keyed hashes."""
     out: list[str] = []
-    for row in drift_of(cluster).resources.filter(resolved_at=None):
+    for row in _open_resources(drift_of(cluster)):
         name = str(row.ref)
         if row.state == "missing":
             desired, live = [f"{name}: present"], ["(deleted live)"]
@@ -306,7 +314,8 @@ def set_cluster_mode(cluster: Cluster, *, mode: str | None = None, interval_seco
         if not 10 <= interval_seconds <= 86400:
             raise DriftError("interval_seconds must be between 10 and 86400", field="interval_seconds")
         changes["interval_seconds"] = interval_seconds
-    return audit.update(drift_of(cluster), changes)
+    drift, _ = ClusterDrift.objects.get_or_create(cluster=cluster)
+    return audit.update(drift, changes)
 
 
 def _rule_fields(data: dict[str, Any], current: IgnoreRule | None = None) -> dict[str, Any]:

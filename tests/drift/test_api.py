@@ -185,3 +185,12 @@ def test_the_progress_bar_draws_in_place_on_a_terminal_and_by_tenths_in_a_log():
     bar.update("drifted")
     bar.update("in_sync")
     assert tty.getvalue().count("\r") == 2 and tty.getvalue().endswith("\n")
+
+
+def test_reading_a_cluster_never_scanned_writes_nothing_and_a_bad_scan_body_is_a_400(viewer, operator, recorded):
+    ClusterFactory(name="new-1")
+    body = viewer.get("/api/v1/drift/clusters/new-1/").json()
+    assert body["state"] == "unknown" and body["resources"] == [] and body["unified_diff"] == ""
+    assert not ClusterDrift.objects.filter(cluster__name="new-1").exists()
+    assert operator.post("/api/v1/drift/scan/", ["x"], format="json").status_code == 400
+    assert operator.post("/api/v1/drift/scan/", {"selector": 5}, format="json").status_code == 400
