@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from fleet.accounts.roles import Role
@@ -105,7 +105,8 @@ def request_selector_scan(selector: str, *, user=None) -> int:
 def due_for_scan(limit: int) -> list[int]:
     """Clusters whose periodic scan is due, claimed (their next scan pushed out by one
     interval) so the next tick does not enqueue them again while the scan is queued.
-    Clusters never scanned get a first scan spread over one interval."""
+    Clusters never scanned get a first scan spread over one interval; a row with no
+    next scan (made by a request whose scan never ran) is due at once."""
     now = timezone.now()
     new = Cluster.objects.filter(drift__isnull=True).values_list("pk", flat=True)[:limit]
     interval = settings.FLEET_DRIFT_INTERVAL
@@ -114,7 +115,8 @@ def due_for_scan(limit: int) -> list[int]:
          for pk in new], ignore_conflicts=True)
     with transaction.atomic():
         due = list(ClusterDrift.objects.select_for_update(skip_locked=True)
-                   .filter(next_scan_at__lte=now).order_by("next_scan_at")
+                   .filter(Q(next_scan_at__lte=now) | Q(next_scan_at__isnull=True))
+                   .order_by(F("next_scan_at").asc(nulls_first=True))
                    .values_list("pk", "cluster_id")[:limit])
         ClusterDrift.objects.filter(pk__in=[pk for pk, _ in due]).update(
             next_scan_at=now + timedelta(seconds=settings.FLEET_DRIFT_INTERVAL))

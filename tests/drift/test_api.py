@@ -194,3 +194,22 @@ def test_reading_a_cluster_never_scanned_writes_nothing_and_a_bad_scan_body_is_a
     assert not ClusterDrift.objects.filter(cluster__name="new-1").exists()
     assert operator.post("/api/v1/drift/scan/", ["x"], format="json").status_code == 400
     assert operator.post("/api/v1/drift/scan/", {"selector": 5}, format="json").status_code == 400
+
+
+def test_periodic_scans_spread_new_clusters_over_an_interval_and_claim_the_due_ones(settings, recorded):
+    settings.FLEET_DRIFT_INTERVAL = 180
+    now = timezone.now()
+    for name in ("n-1", "n-2", "n-3"):
+        ClusterFactory(name=name)
+    ClusterDrift.objects.filter(cluster__name="a-1").update(next_scan_at=now - datetime.timedelta(seconds=1))
+    ClusterDrift.objects.exclude(cluster__name__in=["a-1", "a-3"]).update(
+        next_scan_at=now + datetime.timedelta(seconds=60))
+    ClusterDrift.objects.filter(cluster__name="a-3").update(next_scan_at=None)  # its requested scan never ran
+    due = services.due_for_scan(limit=100)
+    assert recorded["a-1"].cluster_id in due and recorded["a-3"].cluster_id in due
+    assert recorded["a-2"].cluster_id not in due
+    for row in ClusterDrift.objects.filter(cluster__name__startswith="n-"):
+        assert now <= row.next_scan_at <= now + datetime.timedelta(seconds=181)  # spread over one interval
+    claimed = ClusterDrift.objects.get(pk=recorded["a-1"].pk).next_scan_at
+    assert claimed > now + datetime.timedelta(seconds=170)  # not enqueued again by the next tick
+    assert recorded["a-1"].cluster_id not in services.due_for_scan(limit=100)
