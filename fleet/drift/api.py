@@ -154,7 +154,11 @@ class SelectorScanView(APIView):
                        "clusters": serializers.IntegerField(), "url": serializers.URLField()})})
     def post(self, request: Request) -> Response:
         """Scan every cluster the selector matches (all of them for an empty one)."""
-        selector = str((request.data or {}).get("selector", "") if isinstance(request.data, dict) else "")[:1000]
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["the body must be a JSON object"]})
+        selector = request.data.get("selector", "")
+        if not isinstance(selector, str) or len(selector) > 1000:
+            raise serializers.ValidationError({"selector": ["a label selector of at most 1000 characters"]})
         count = services.request_selector_scan(selector, user=request.user)
         url = _url(request, "/api/v1/drift/clusters/") + (f"?selector={selector}" if selector else "")
         return Response({"clusters": count, "url": url}, status=status.HTTP_202_ACCEPTED)

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from fleet.accounts.roles import Role
@@ -107,7 +107,8 @@ def request_selector_scan(selector: str, *, user=None) -> int:
 def due_for_scan(limit: int) -> list[int]:
     """Clusters whose periodic scan is due, claimed (their next scan pushed out by one
     interval) so the next tick does not enqueue them again while the scan is queued.
-    Clusters never scanned get a first scan spread over one interval."""
+    Clusters never scanned get a first scan spread over one interval; a row with no
+    next scan (made by a request whose scan never ran) is due at once."""
     now = timezone.now()
     new = Cluster.objects.filter(drift__isnull=True).values_list("pk", flat=True)[:limit]
     interval = settings.FLEET_DRIFT_INTERVAL
@@ -116,7 +117,8 @@ def due_for_scan(limit: int) -> list[int]:
          for pk in new], ignore_conflicts=True)
     with transaction.atomic():
         due = list(ClusterDrift.objects.select_for_update(skip_locked=True)
-                   .filter(next_scan_at__lte=now).order_by("next_scan_at")
+                   .filter(Q(next_scan_at__lte=now) | Q(next_scan_at__isnull=True))
+                   .order_by(F("next_scan_at").asc(nulls_first=True))
                    .values_list("pk", "cluster_id")[:limit])
         ClusterDrift.objects.filter(pk__in=[pk for pk, _ in due]).update(
             next_scan_at=now + timedelta(seconds=settings.FLEET_DRIFT_INTERVAL))
@@ -211,8 +213,16 @@ def drift_rows(*, selector: str = "", state: str = "", channel: str = "") -> Que
 
 
 def drift_of(cluster: Cluster) -> ClusterDrift:
-    drift, _ = ClusterDrift.objects.select_related("cluster").get_or_create(cluster=cluster)
-    return drift
+    """The cluster's drift row; for a cluster never scanned, an unsaved one (``unknown``):
+    reading never writes."""
+    return ClusterDrift.objects.select_related("cluster").filter(cluster=cluster).first() or ClusterDrift(
+        cluster=cluster)
+
+
+def _open_resources(drift: ClusterDrift) -> QuerySet[DriftedResource]:
+    if drift.pk is None:
+        return DriftedResource.objects.none()
+    return drift.resources.filter(resolved_at=None)
 
 
 def resource_dict(row: DriftedResource) -> dict[str, Any]:
@@ -242,7 +252,7 @@ def cluster_detail(cluster: Cluster, *, resources_limit: int = 500) -> dict[str,
     diff), recent scans and heals."""
     drift = drift_of(cluster)
     mode = modes.effective(drift, cluster.labels)
-    rows = list(drift.resources.filter(resolved_at=None)[:resources_limit])
+    rows = list(_open_resources(drift)[:resources_limit])
     return {
         "cluster": cluster.name, "state": drift.state, "reason": drift.reason,
         "mode": mode.mode, "mode_source": mode.source, "interval_seconds": scanning.interval_of(drift),
@@ -254,7 +264,7 @@ def cluster_detail(cluster: Cluster, *, resources_limit: int = 500) -> dict[str,
                  "rollout": drift.heal_rollout_id},
         "resources": [{**resource_dict(row), "written_by": [w.as_dict() for w in writers(row, cluster)]
                        if index < JOINED else None} for index, row in enumerate(rows)],
-        "resources_total": drift.resources.filter(resolved_at=None).count(),
+        "resources_total": _open_resources(drift).count(),
         "scans": list(DriftScan.objects.filter(cluster=cluster)[:10].values(
             "started_at", "trigger", "state", "reason", "seconds", "requests", "desired_cached", "counts")),
     }
@@ -268,7 +278,7 @@ def unified_diff(cluster: Cluster) -> str:
     """The open drift as a unified diff, desired (``-``) against live (``+``), object by
     object, as ``kubectl diff`` prints it; Secret values as their keyed hashes."""
     out: list[str] = []
-    for row in drift_of(cluster).resources.filter(resolved_at=None):
+    for row in _open_resources(drift_of(cluster)):
         name = str(row.ref)
         if row.state == "missing":
             desired, live = [f"{name}: present"], ["(deleted live)"]
@@ -309,7 +319,8 @@ def set_cluster_mode(cluster: Cluster, *, mode: str | None = None, interval_seco
         if not 10 <= interval_seconds <= 86400:
             raise DriftError("interval_seconds must be between 10 and 86400", field="interval_seconds")
         changes["interval_seconds"] = interval_seconds
-    return audit.update(drift_of(cluster), changes)
+    drift, _ = ClusterDrift.objects.get_or_create(cluster=cluster)
+    return audit.update(drift, changes)
 
 
 def _rule_fields(data: dict[str, Any], current: IgnoreRule | None = None) -> dict[str, Any]:

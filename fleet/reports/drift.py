@@ -12,9 +12,8 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from django.db.models import Q
-
-from fleet.drift.models import ClusterDrift, DriftedResource, HealAttempt
+from fleet.drift.models import ClusterDrift, HealAttempt
+from fleet.drift.services import resources_in_window
 from fleet.drift.writers import writers
 from fleet.reports.document import Table, iso, seconds_between
 from fleet.reports.scope import ReportScope
@@ -27,9 +26,7 @@ def build(scope: ReportScope) -> tuple[dict[str, Any], list[Table]]:
     by_id = {c.pk: c for c in clusters}
     drifts = {d.pk: d for d in ClusterDrift.objects.filter(cluster_id__in=by_id)}
     # An episode counts when its window [first observed, resolved or still open) meets the period.
-    episodes = list(DriftedResource.objects.filter(drift_id__in=drifts, first_observed_at__lt=scope.until)
-                    .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=scope.since))
-                    .order_by("first_observed_at", "pk"))
+    episodes = list(resources_in_window(since=scope.since, until=scope.until).filter(drift_id__in=drifts))
     objects = Table("episodes", "Drifted objects in the period",
                     ["cluster", "object", "drift", "fields", "changed_by", "written_by", "changed_at",
                      "first_observed_at", "resolved_at", "open_at_end", "seconds_open"],

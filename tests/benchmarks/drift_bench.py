@@ -295,7 +295,10 @@ def _phases(args, clusters, servers, kubectl, tmp, fleet_app, scan, services, de
 
 def _latency(args, cluster, servers, kubectl, services, scan, user, ApiToken, APIClient) -> list[str]:
     """Edit with kubectl, then poll the API until it shows the drift."""
+    from datetime import timedelta
+
     from django.contrib.auth.models import Group
+    from django.utils import timezone
 
     from fleet.accounts.roles import Role
     from fleet.drift.models import ClusterDrift
@@ -309,7 +312,7 @@ def _latency(args, cluster, servers, kubectl, services, scan, user, ApiToken, AP
     services.install(services.Scheduler(scan_cluster=lambda pk, trigger: services.scan_by_id(pk, trigger=trigger),
                                         scan_selector=lambda sel, trigger: None))
     # Only this cluster is due in this phase: the others' next scans are pushed out.
-    ClusterDrift.objects.exclude(cluster=cluster).update(next_scan_at=None)
+    ClusterDrift.objects.exclude(cluster=cluster).update(next_scan_at=timezone.now() + timedelta(days=1))
 
     def edit(value: str) -> None:
         subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", cluster.name, "patch", "configmap",
@@ -338,7 +341,6 @@ def _latency(args, cluster, servers, kubectl, services, scan, user, ApiToken, AP
     thread.start()
     try:
         for i in range(args.latency_samples):
-            ClusterDrift.objects.filter(cluster=cluster).update(next_scan_at=None)
             scan.scan_cluster(cluster)  # in sync, next scan in interval ± jitter
             time.sleep(random.uniform(0, args.interval))  # an edit comes at any time between scans
             edit(f"edited-{i}")

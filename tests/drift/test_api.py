@@ -145,3 +145,71 @@ def test_rules_as_code_are_loaded_all_or_nothing(tmp_path, recorded):
         services.sync_rules(path)
     assert "ignore[0].json_pointers[0]" in str(caught.value)
     assert IgnoreRule.objects.filter(name="hpa").exists()  # nothing half-applied
+
+
+def test_the_cli_shows_a_diff_the_summary_and_scans_with_a_progress_bar(recorded):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    call_command("drift", "show", "a-2", "--no-color", stdout=out)
+    text = out.getvalue()
+    assert text.startswith("# a-2: drifted, mode report") and "+spec.replicas: 5  # kubectl-edit" in text
+    out = StringIO()
+    call_command("drift", "status", "--label", "ring", stdout=out)
+    assert '"worst": "error"' in out.getvalue()
+    out, err = StringIO(), StringIO()
+    call_command("drift", "scan", "--selector", "ring=none", stdout=out, stderr=err)
+    assert out.getvalue().strip() == "0 clusters scanned"
+    with pytest.raises(CommandError, match="bad selector"):
+        call_command("drift", "scan", "--selector", "ring in (", stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="nothing to heal"):
+        call_command("drift", "heal", "a-1", stdout=out)
+
+
+def test_the_progress_bar_draws_in_place_on_a_terminal_and_by_tenths_in_a_log():
+    from io import StringIO
+
+    from fleet.drift.management.commands.drift import ProgressBar
+
+    log = StringIO()
+    bar = ProgressBar(20, log, tty=False)
+    for _ in range(20):
+        bar.update("in_sync")
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11 and lines[-1].startswith("[" + "#" * 30 + "] 20/20 clusters  in_sync 20")
+    tty = StringIO()
+    bar = ProgressBar(2, tty, tty=True)
+    bar.update("drifted")
+    bar.update("in_sync")
+    assert tty.getvalue().count("\r") == 2 and tty.getvalue().endswith("\n")
+
+
+def test_reading_a_cluster_never_scanned_writes_nothing_and_a_bad_scan_body_is_a_400(viewer, operator, recorded):
+    ClusterFactory(name="new-1")
+    body = viewer.get("/api/v1/drift/clusters/new-1/").json()
+    assert body["state"] == "unknown" and body["resources"] == [] and body["unified_diff"] == ""
+    assert not ClusterDrift.objects.filter(cluster__name="new-1").exists()
+    assert operator.post("/api/v1/drift/scan/", ["x"], format="json").status_code == 400
+    assert operator.post("/api/v1/drift/scan/", {"selector": 5}, format="json").status_code == 400
+
+
+def test_periodic_scans_spread_new_clusters_over_an_interval_and_claim_the_due_ones(settings, recorded):
+    settings.FLEET_DRIFT_INTERVAL = 180
+    now = timezone.now()
+    for name in ("n-1", "n-2", "n-3"):
+        ClusterFactory(name=name)
+    ClusterDrift.objects.filter(cluster__name="a-1").update(next_scan_at=now - datetime.timedelta(seconds=1))
+    ClusterDrift.objects.exclude(cluster__name__in=["a-1", "a-3"]).update(
+        next_scan_at=now + datetime.timedelta(seconds=60))
+    ClusterDrift.objects.filter(cluster__name="a-3").update(next_scan_at=None)  # its requested scan never ran
+    due = services.due_for_scan(limit=100)
+    assert recorded["a-1"].cluster_id in due and recorded["a-3"].cluster_id in due
+    assert recorded["a-2"].cluster_id not in due
+    for row in ClusterDrift.objects.filter(cluster__name__startswith="n-"):
+        assert now <= row.next_scan_at <= now + datetime.timedelta(seconds=181)  # spread over one interval
+    claimed = ClusterDrift.objects.get(pk=recorded["a-1"].pk).next_scan_at
+    assert claimed > now + datetime.timedelta(seconds=170)  # not enqueued again by the next tick
+    assert recorded["a-1"].cluster_id not in services.due_for_scan(limit=100)
