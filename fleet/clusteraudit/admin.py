@@ -4,21 +4,11 @@
 from django.contrib import admin
 
 from fleet.clusteraudit.models import AuditSource, ClusterAuditEvent, IngestRefusal
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from fleet.core.admin import ViewOnlyAdmin
 
 
 @admin.register(ClusterAuditEvent)
-class ClusterAuditEventAdmin(ReadOnly):
+class ClusterAuditEventAdmin(ViewOnlyAdmin):
     list_display = ("request_received_at", "cluster", "username", "verb", "resource", "namespace", "name",
                     "response_code", "actor", "outside_gitops")
     list_filter = ("outside_gitops", "actor", "verb")
@@ -27,11 +17,11 @@ class ClusterAuditEventAdmin(ReadOnly):
 
 
 @admin.register(AuditSource)
-class AuditSourceAdmin(ReadOnly):
+class AuditSourceAdmin(ViewOnlyAdmin):
     list_display = ("cluster", "key", "rotated_at", "fleet_username", "last_ingest_at")
     exclude = ("secret_hash", "previous_secret_hash")
 
 
 @admin.register(IngestRefusal)
-class IngestRefusalAdmin(ReadOnly):
+class IngestRefusalAdmin(ViewOnlyAdmin):
     list_display = ("key", "window_start", "count")

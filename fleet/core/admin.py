@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib import admin
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -20,6 +21,21 @@ class ReadOnlyAdminMixin:
         return [f.name for f in self.model._meta.fields]
 
     def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Records the system writes, shown as Django shows what one may view but not change:
+    the admin's ``exclude`` and ``fields`` still decide what appears (unlike
+    :class:`ReadOnlyAdminMixin`, which lists every field), so a hash can stay hidden."""
+
+    def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:

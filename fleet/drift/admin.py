@@ -5,20 +5,10 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from fleet.core.admin import ViewOnlyAdmin
 from fleet.drift import services
 from fleet.drift.errors import DriftError
 from fleet.drift.models import ClusterDrift, DesiredSet, DriftedResource, DriftScan, HealAttempt, IgnoreRule, ModeRule
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ResourceInline(admin.TabularInline):
@@ -34,7 +24,7 @@ class ResourceInline(admin.TabularInline):
 
 
 @admin.register(ClusterDrift)
-class ClusterDriftAdmin(ReadOnly):
+class ClusterDriftAdmin(ViewOnlyAdmin):
     list_display = ["cluster", "state", "mode", "missing", "modified", "pending_prune", "first_drift_observed_at",
                     "last_scan_at", "contested_by"]
     list_filter = ["state", "mode"]
@@ -58,20 +48,20 @@ class ClusterDriftAdmin(ReadOnly):
 
 
 @admin.register(DriftedResource)
-class DriftedResourceAdmin(ReadOnly):
+class DriftedResourceAdmin(ViewOnlyAdmin):
     list_display = ["drift", "kind", "namespace", "name", "state", "manager", "changed_at", "resolved_at"]
     list_filter = ["state", "kind"]
     search_fields = ["name", "namespace", "manager"]
 
 
 @admin.register(DriftScan)
-class DriftScanAdmin(ReadOnly):
+class DriftScanAdmin(ViewOnlyAdmin):
     list_display = ["cluster", "started_at", "trigger", "state", "seconds", "requests", "desired_cached"]
     list_filter = ["state", "trigger"]
 
 
 @admin.register(HealAttempt)
-class HealAttemptAdmin(ReadOnly):
+class HealAttemptAdmin(ViewOnlyAdmin):
     list_display = ["drift", "requested_at", "automatic", "rollout"]
 
 
@@ -111,7 +101,7 @@ class ModeRuleAdmin(RuleAdmin):
 
 
 @admin.register(DesiredSet)
-class DesiredSetAdmin(ReadOnly):
+class DesiredSetAdmin(ViewOnlyAdmin):
     """The cache, by key; its manifests are never shown (a Secret's values are in them)."""
 
     list_display = ["key", "commit", "created_at", "used_at"]
