@@ -102,7 +102,7 @@ class ModeRuleAdmin(RuleAdmin):
 
 @admin.register(DesiredSet)
 class DesiredSetAdmin(ViewOnlyAdmin):
-    """The cache, by key; its manifests are never shown (a Secret's values are in them)."""
+    """The cache, by key; its manifests are never shown (encrypted, and a Secret's values are in them)."""
 
     list_display = ["key", "commit", "created_at", "used_at"]
     fields = ["key", "commit", "created_at", "used_at"]

@@ -107,9 +107,9 @@ def preload(deployments: Iterable[Deployed], *, inputs: dict | None = None) -> i
     missing = [key for key in keys if MEMORY.get(key) is None]
     loaded = 0
     for start in range(0, len(missing), 500):
-        for key, manifests in DesiredSet.objects.filter(key__in=missing[start:start + 500]).values_list(
-                "key", "manifests"):
-            MEMORY.put(key, manifests)
+        for key, sealed in DesiredSet.objects.filter(key__in=missing[start:start + 500]).values_list(
+                "key", "manifests_encrypted"):
+            MEMORY.put(key, DesiredSet.unseal(sealed))
             loaded += 1
     if missing:
         DesiredSet.objects.filter(key__in=missing, used_at__lt=timezone.now() - TOUCH_EVERY).update(
@@ -125,16 +125,18 @@ def desired_for(cluster: Cluster, deployment: Deployed, *, inputs: dict | None =
     found = MEMORY.get(key)
     if found is not None:
         return Desired(deployment.tag, deployment.commit, key, found, True)
-    row = DesiredSet.objects.filter(key=key).only("manifests", "used_at").first()
+    row = DesiredSet.objects.filter(key=key).only("manifests_encrypted", "used_at").first()
     if row is not None:
         if timezone.now() - row.used_at > TOUCH_EVERY:
             DesiredSet.objects.filter(pk=row.pk).update(used_at=timezone.now())
-        MEMORY.put(key, row.manifests)
-        return Desired(deployment.tag, deployment.commit, key, row.manifests, True)
+        manifests = DesiredSet.unseal(row.manifests_encrypted)
+        MEMORY.put(key, manifests)
+        return Desired(deployment.tag, deployment.commit, key, manifests, True)
     objects = _render(cluster, deployment)
     try:
         with transaction.atomic():
-            DesiredSet.objects.create(key=key, commit=deployment.commit, manifests=objects, used_at=timezone.now())
+            DesiredSet.objects.create(key=key, commit=deployment.commit, manifests_encrypted=DesiredSet.seal(objects),
+                                      used_at=timezone.now())
     except IntegrityError:
         pass  # another worker rendered the same content first: same objects
     MEMORY.put(key, objects)

@@ -17,10 +17,12 @@ it stops self-heal until someone acknowledges it.
 
 from __future__ import annotations
 
+import orjson
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from fleet.core import crypto
 from fleet.core.objects import ObjectRef
 from fleet.drift.choices import DriftState, Mode, ResourceState, Trigger
 from fleet.inventory.models import Cluster
@@ -136,16 +138,27 @@ class DriftScan(models.Model):
 
 class DesiredSet(models.Model):
     """A rendered desired set, by content: the commit and the render inputs. Shared by
-    every worker, so a cluster not redeployed is scanned with no git and no render."""
+    every worker, so a cluster not redeployed is scanned with no git and no render.
+
+    The manifests are encrypted at rest (``fleet.core.crypto``, the credentials' keys): a
+    release's Secrets are in them, and a database dump must not hand them out."""
 
     key = models.CharField(max_length=64, unique=True)
     commit = models.CharField(max_length=40)
-    manifests = models.JSONField()
+    manifests_encrypted = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
     used_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
         return f"desired set {self.key[:12]} ({self.commit[:12]})"
+
+    @staticmethod
+    def seal(manifests: list[dict]) -> str:
+        return crypto.encrypt(orjson.dumps(manifests).decode())
+
+    @staticmethod
+    def unseal(token: str) -> list[dict]:
+        return orjson.loads(crypto.decrypt(token))
 
 
 class IgnoreRule(models.Model):

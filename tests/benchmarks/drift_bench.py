@@ -205,7 +205,7 @@ def _record_deployed(clusters, objects, user, fleet_app, timezone, Rollout, Wave
         rows.append(ClusterDeployment(rollout=rollout, wave=wave, cluster=cluster, state="succeeded",
                                       tag="deploy/2026-12-02/release-1.0", local_sha=commit, finished_at=now))
         sets.append(DesiredSet(key=desired_state.content_key(commit, inputs), commit=commit,
-                               manifests=fleet_app(cluster.name, objects), used_at=now))
+                               manifests_encrypted=DesiredSet.seal(fleet_app(cluster.name, objects)), used_at=now))
     ClusterDeployment.objects.bulk_create(rows, batch_size=500)
     DesiredSet.objects.bulk_create(sets, batch_size=200)
 

@@ -74,7 +74,9 @@ def test_drift_made_with_kubectl_is_explained_field_by_field(drift_world):
                                                                 "kubectl-label")
     secret = found["Secret/db"]
     assert secret.manager == "ops-script" and secret.changed_at is not None
-    stored = repr([r.changes for r in found.values()]) + repr(list(AuditEvent.objects.values_list("metadata")))
+    stored = repr([r.changes for r in found.values()]) + repr(list(AuditEvent.objects.values_list("metadata"))) \
+        + repr(list(DesiredSet.objects.values_list("manifests_encrypted", flat=True)))  # the cache, at rest
+    assert DesiredSet.objects.exists()
     for leaked in ("hunter2", "letmein", "aHVudGVyMg==", "bGV0bWVpbg=="):
         assert leaked not in stored
     assert drift.counts == {"missing": 1, "modified": 3, "pending_prune": 0, "ignored": 0}
