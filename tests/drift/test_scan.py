@@ -163,7 +163,7 @@ class _Silent:
 
 def test_unreachable_and_hanging_clusters_are_unknown_and_the_others_are_not_delayed(drift_world, monkeypatch):
     drift_world.deploy()
-    monkeypatch.setattr(constants, "READ_TIMEOUT", 3.0)
+    monkeypatch.setattr(constants, "READ_TIMEOUT", 6.0)  # well above a loaded machine's scan time
     silent = _Silent()
     try:
         source = drift_world.cluster
@@ -179,7 +179,7 @@ def test_unreachable_and_hanging_clusters_are_unknown_and_the_others_are_not_del
     assert states[source.name].state == S.IN_SYNC
     assert states["gone-1"].state == S.UNKNOWN and "did not answer" in states["gone-1"].reason
     assert states["hangs-1"].state == S.UNKNOWN and "did not answer" in states["hangs-1"].reason
-    assert timings[source.name] < 2.5 < timings["hangs-1"], timings  # the good one did not wait
+    assert timings[source.name] < 4.0 < timings["hangs-1"], timings  # the good one did not wait
 
 
 def test_a_deploy_tag_gone_and_a_render_that_now_fails_are_error_states_of_that_cluster(drift_world, settings):
