@@ -66,6 +66,7 @@ from tests.benchmarks.support import bench_database_url, ensure_database
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "benchmarks" / "results" / "scale_bench.json"
 ENVS = ("prod", "staging", "dev")
+_RELEASE_FILES = rollout_bench.base_files
 LOOP_SAMPLE = 20  # clusters the sequential loop is timed on past --loop-max (then extrapolated, and said so)
 COLD = re.compile(r"policy memo: cold decision, evaluated (\d+) of (\d+) subjects")
 
@@ -150,7 +151,7 @@ def headless_base_files() -> dict[str, str]:
     """``rollout_bench``'s release with headless Services: a local cluster's service range
     is a /24, so 250 logical clusters' three Services each (and the baselines') would
     not fit on four servers; a headless Service allocates no address."""
-    files = rollout_bench.base_files()
+    files = _RELEASE_FILES()
     objects = files["base/objects.yaml"]
     files["base/objects.yaml"] = objects.replace("spec:\n  selector:", "spec:\n  clusterIP: None\n  selector:")
     assert files["base/objects.yaml"].count("clusterIP: None") == 3
