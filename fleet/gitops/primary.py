@@ -36,37 +36,47 @@ def mirror_path(url: str, root: Path | None = None) -> Path:
     return Path(root or settings.FLEET_WORKSPACE_DIR) / ROOT / key / "repo.git"
 
 
+READY = "fetched"  # written once the mirror's first fetch is complete: before it, it has no branches
+
+
 def existing(url: str, root: Path | None = None) -> Path | None:
-    """The mirror of ``url`` if one was made (no fetch): what a new clone borrows from."""
+    """The mirror of ``url`` if its first fetch is done (no fetch): what a new clone borrows from."""
     path = mirror_path(url, root)
-    return path if (path / "HEAD").is_file() else None
+    return path if (path / READY).is_file() else None
 
 
-def ensure_commit(url: str, sha: str, root: Path | None = None) -> tuple[Path, bool]:
-    """The mirror of ``url`` holding commit ``sha`` (fetched from ``url`` only if it
-    lacks it); returns its path and whether it fetched."""
+def ensure_commit(url: str, sha: str, branch: str, root: Path | None = None) -> tuple[Path, bool]:
+    """The mirror of ``url`` whose ``branch`` holds commit ``sha`` (fetched from ``url``
+    only if it does not); returns its path and whether it fetched.
+
+    The question is the branch's, not the object store's: a fetch writes the objects
+    before it moves the branches, so a commit can be there while no branch leads to it
+    yet, and a workspace taking the branches then would not find it on its branch.
+    """
     path = mirror_path(url, root)
     git = Git(path)
 
     def has_it() -> bool:
-        return (path / "HEAD").is_file() and git.attempt("cat-file", "-e", f"{sha}^{{commit}}").status == 0
+        return (path / READY).is_file() and git.attempt(
+            "merge-base", "--is-ancestor", sha, f"refs/heads/{branch}").status == 0
 
     if has_it():  # the common case, read-only: no lock, so a thousand clusters do not queue
         return path, False
     with directory_lock(path.parent, f"primary repo {scrub(url)}"):
         if has_it():  # another job fetched it while this one waited
             return path, False
-        new = not (path / "HEAD").is_file()
+        fresh = not (path / "HEAD").is_file()  # else an earlier fetch's, which clones may borrow from
         try:
-            if new:
+            if fresh:
                 shutil.rmtree(path, ignore_errors=True)
                 path.mkdir(parents=True)
                 git.run("init", "--quiet", "--bare")
                 neutralise_attributes(path)
             git.run("fetch", "--quiet", "--prune", "--no-tags", url, "+refs/heads/*:refs/heads/*",
                     remote_url=url)
+            (path / READY).touch()
         except BaseException:
-            if new:
+            if fresh:
                 shutil.rmtree(path, ignore_errors=True)  # a first fetch that failed leaves nothing
             raise
     return path, True

@@ -94,7 +94,7 @@ class Session:
         ws = self.workspace
         # The release's commit from the primary's shared mirror: fetched from the vendor
         # once per release (by the first cluster of a rollout), not once per cluster.
-        mirror, _ = primary.ensure_commit(release.channel.repo_url, release.upstream_sha)
+        mirror, _ = primary.ensure_commit(release.channel.repo_url, release.upstream_sha, release.channel.branch)
         ws.fetch(mirror=mirror)
         ws.reset()
         return _upgrade(ws, self.cluster, release)

@@ -47,6 +47,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks import rollout_bench
 from tests.benchmarks.rollout_bench import (
     CpuMeter,
     Workers,
@@ -65,6 +66,7 @@ from tests.benchmarks.support import bench_database_url, ensure_database
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "benchmarks" / "results" / "scale_bench.json"
 ENVS = ("prod", "staging", "dev")
+_RELEASE_FILES = rollout_bench.base_files
 LOOP_SAMPLE = 20  # clusters the sequential loop is timed on past --loop-max (then extrapolated, and said so)
 COLD = re.compile(r"policy memo: cold decision, evaluated (\d+) of (\d+) subjects")
 
@@ -143,6 +145,17 @@ def xargs_apply(kubectl: Path, targets: list[tuple[str, Path]], baseline: dict[s
     subprocess.run(["xargs", "-P", str(parallel), "-n", "2", "sh", "-c", script], input="\n".join(lines),
                    text=True, check=True, timeout=1800)
     return {"total": time.perf_counter() - started}
+
+
+def headless_base_files() -> dict[str, str]:
+    """``rollout_bench``'s release with headless Services: a local cluster's service range
+    is a /24, so 250 logical clusters' three Services each (and the baselines') would
+    not fit on four servers; a headless Service allocates no address."""
+    files = _RELEASE_FILES()
+    objects = files["base/objects.yaml"]
+    files["base/objects.yaml"] = objects.replace("spec:\n  selector:", "spec:\n  clusterIP: None\n  selector:")
+    assert files["base/objects.yaml"].count("clusterIP: None") == 3
+    return files
 
 
 def proxied_kubeconfigs(locals_, tmp: Path) -> dict[str, Path]:
@@ -292,6 +305,7 @@ def main() -> None:
                                     for i in range(m)]) for m in logical]
         names = [name for _, members in phases for name, _, _ in members]
         t = time.perf_counter()
+        rollout_bench.base_files = headless_base_files  # build_repos commits these
         primary, repos, baseline = build_repos(tmp, names)
         log(f"{len(repos)} internal repos built in {time.perf_counter() - t:.1f} s")
         xargs_objects = {}
@@ -325,6 +339,9 @@ def main() -> None:
                                  timeout=600 + 10 * len(members))
             cpu1 = meter.snapshot()
             policy = cold_decisions(tmp, offsets)
+            log(f"{phase}: Fleet {result['state']} in {result['wall']:.1f} s "
+                f"{dict(Counter(c['state'] for c in result['clusters']))}, {policy}, "
+                f"control plane CPU {fleet_cpu(meter.delta(cpu0, cpu1)) / len(members):.3f} s/cluster")
             integrity = check_objects(kubectl, [local.kubeconfig_path for local in locals_],
                                       [name for name, _, _ in members], tmp)
             targets = [(name, kubeconfigs[local.name]) for name, local, _ in members]

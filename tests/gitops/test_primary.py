@@ -64,3 +64,19 @@ def test_a_branch_newer_than_the_mirror_is_fetched_from_the_vendor(primary, make
     second = make_cluster(primary, "edge-b", branch="release-1.2")
     assert clone_of(second).remote_ref("origin", "release-1.2") == primary.head("release-1.2")
     assert vendor_fetches[-1] == str(workspace_dir / "edge-b" / "repo")
+
+
+def test_a_commit_no_branch_leads_to_yet_is_fetched(primary, workspace_dir):
+    """A fetch writes objects before it moves branches: a workspace must not be handed
+    the mirror's branches while the release's commit is on none of them (a clone of
+    a mirror mid-way through its first fetch found no branch at all)."""
+    head = primary.head("release-1.0")
+    path, fetched = primaries.ensure_commit(primary.url, head, "release-1.0")
+    assert fetched and primaries.existing(primary.url) == path
+    Git(path).run("update-ref", "-d", "refs/heads/release-1.0")  # the object is there, its branch not yet
+    assert primaries.ensure_commit(primary.url, head, "release-1.0") == (path, True)
+    assert Git(path).run("rev-parse", "refs/heads/release-1.0").strip() == head
+    assert primaries.ensure_commit(primary.url, head, "release-1.0") == (path, False)
+
+    (path / primaries.READY).unlink()  # as during a first fetch: nothing to borrow from yet
+    assert primaries.existing(primary.url) is None
