@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 
 from fleet.audit.admin import AuditedAdminMixin
-from fleet.core.admin import ReadOnlyAdminMixin
-from fleet.policy.models import PolicyDecision, PolicySet, Waiver
+from fleet.core.admin import ReadOnlyAdminMixin, ViewOnlyAdmin
+from fleet.policy.models import MemoEntry, PolicyDecision, PolicySet, Waiver
 
 
 @admin.register(PolicySet)
@@ -37,3 +37,11 @@ class PolicyDecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["allowed", "engine", "source"]
     search_fields = ["cluster_name", "bundle_hash"]
     date_hierarchy = "created_at"
+
+
+@admin.register(MemoEntry)
+class MemoEntryAdmin(ViewOnlyAdmin):
+    """The shared memo of findings, by key: a cache the gate fills; findings name rules and objects."""
+
+    list_display = ["key", "created_at"]
+    show_full_result_count = False
