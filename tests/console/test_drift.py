@@ -52,6 +52,7 @@ def test_the_fleet_summary_ranks_the_drifted_cluster_first(as_role, drifted):
     assert html.index("edge-001") < html.index("edge-002")  # worst first
     assert "apps.Deployment" in html or "Deployment.apps" in html
     assert "spec.template.spec.containers[name=web].image" in html
+    assert "Oldest open drift" in html and "7\xa0minutes</time> ago" in html
     overview = as_role("viewer").get("/").content.decode()
     assert 'id="h-drift"' in overview and "Oldest open drift" in overview and "edge-001" in overview
 

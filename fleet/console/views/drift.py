@@ -8,6 +8,7 @@ again: scan, heal, acknowledge, and a scan of every cluster a selector matches.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -55,13 +56,15 @@ def diff_lines(text: str) -> list[DiffLine]:
 def drift_overview(request: HttpRequest) -> HttpResponse:
     """The fleet's drift, narrowed by a label selector, grouped by a label if asked."""
     selector, label = request.GET.get("selector", "").strip(), request.GET.get("label", "").strip()
-    summary, error = None, ""
+    summary, error, oldest_since = None, "", None
     try:
         summary = drift.summary(selector=selector, label=label, limit=SUMMARY_ROWS)
     except DriftError as exc:
         error = message_of(exc)
-    return render(request, "console/drift/overview.html",
-                  {"summary": summary, "selector": selector, "label": label, "error": error})
+    if summary and summary["oldest_open_drift"]:  # the summary is the API's: times as ISO text
+        oldest_since = datetime.fromisoformat(summary["oldest_open_drift"]["since"])
+    return render(request, "console/drift/overview.html", {"summary": summary, "selector": selector, "label": label,
+                                                          "error": error, "oldest_since": oldest_since})
 
 
 @requires()
