@@ -47,6 +47,7 @@ class SummaryView(APIView):
         except ValueError:
             raise serializers.ValidationError({"limit": ["must be a whole number"]}) from None
         return Response(services.summary(selector=params.get("selector", ""), label=params.get("label", "")[:317],
+                                         user=request.user,
                                          limit=limit))
 
 
@@ -103,12 +104,12 @@ class ClusterDriftViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def retrieve(self, request: Request, name: str) -> Response:
         """The per-resource diff as JSON (``resources``) and as a unified diff (``unified_diff``)."""
         cluster = self._cluster(name)
-        text = services.unified_diff(cluster)
+        text = services.unified_diff(cluster, user=request.user)
         if request.query_params.get("format") == "diff":
             from django.http import HttpResponse
 
             return HttpResponse(text, content_type="text/x-diff; charset=utf-8")
-        return Response({**services.cluster_detail(cluster), "unified_diff": text})
+        return Response({**services.cluster_detail(cluster, user=request.user), "unified_diff": text})
 
     @extend_schema(request=ClusterDriftUpdateSerializer, responses={200: ClusterDriftSerializer})
     def partial_update(self, request: Request, name: str) -> Response:

@@ -149,10 +149,11 @@ def _group(rows: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
             for name, counts in sorted(groups.items())}
 
 
-def summary(*, selector: str = "", label: str = "", limit: int = SUMMARY_CLUSTERS) -> dict[str, Any]:
+def summary(*, selector: str = "", label: str = "", limit: int = SUMMARY_CLUSTERS, user=None) -> dict[str, Any]:
     """The fleet's drift: counts per state; per channel, running release and a label's
     values (with the worst state of each group); the most drifted kinds and fields; the
     oldest open drift; and the first ``limit`` clusters, worst first, with the total."""
+    require(Role.VIEWER, "reading drift", user)
     clusters = list(clusters_matching(selector).select_related("drift"))
     states = {c.pk: (c.drift.state if hasattr(c, "drift") else S.UNKNOWN) for c in clusters}
     releases = deployed_on(states)
@@ -247,9 +248,10 @@ def resources_in_window(*, cluster: Cluster | None = None, since=None, until=Non
     return rows.order_by("first_observed_at", "pk")
 
 
-def cluster_detail(cluster: Cluster, *, resources_limit: int = 500) -> dict[str, Any]:
+def cluster_detail(cluster: Cluster, *, resources_limit: int = 500, user=None) -> dict[str, Any]:
     """A cluster's drift report: state, mode, counts, its open drifted resources (JSON
     diff), recent scans and heals."""
+    require(Role.VIEWER, "reading drift", user)
     drift = drift_of(cluster)
     mode = modes.effective(drift, cluster.labels)
     rows = list(_open_resources(drift)[:resources_limit])
@@ -274,9 +276,10 @@ def _value(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def unified_diff(cluster: Cluster) -> str:
+def unified_diff(cluster: Cluster, *, user=None) -> str:
     """The open drift as a unified diff, desired (``-``) against live (``+``), object by
     object, as ``kubectl diff`` prints it; Secret values as their keyed hashes."""
+    require(Role.VIEWER, "reading drift", user)
     out: list[str] = []
     for row in _open_resources(drift_of(cluster)):
         name = str(row.ref)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from fleet.accounts.rules import AccessDenied
 from fleet.audit.models import AuditEvent
 from fleet.drift import scan
 from fleet.drift import services as drift_services
@@ -125,3 +126,13 @@ def test_drift_made_with_kubectl_shows_as_a_diff_on_the_cluster_page(drift_world
     row = page.locator("tr", has=page.locator("th", has_text=drift_world.cluster.name))
     assert "drifted" in row.inner_text()
     console.shot("drift-overview")
+
+
+def test_reading_drift_is_checked_in_the_service_too(people, drifted):
+    with pytest.raises(AccessDenied, match="reading drift needs the viewer role"):
+        drift_services.summary(user=people["nobody"])
+    with pytest.raises(AccessDenied):
+        drift_services.cluster_detail(drifted.cluster, user=people["nobody"])
+    with pytest.raises(AccessDenied):
+        drift_services.unified_diff(drifted.cluster, user=people["nobody"])
+    assert drift_services.summary(user=people["viewer"])["total"] == 6

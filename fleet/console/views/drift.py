@@ -58,7 +58,7 @@ def drift_overview(request: HttpRequest) -> HttpResponse:
     selector, label = request.GET.get("selector", "").strip(), request.GET.get("label", "").strip()
     summary, error, oldest_since = None, "", None
     try:
-        summary = drift.summary(selector=selector, label=label, limit=SUMMARY_ROWS)
+        summary = drift.summary(selector=selector, label=label, limit=SUMMARY_ROWS, user=request.user)
     except DriftError as exc:
         error = message_of(exc)
     if summary and summary["oldest_open_drift"]:  # the summary is the API's: times as ISO text
@@ -71,9 +71,9 @@ def drift_overview(request: HttpRequest) -> HttpResponse:
 def cluster_drift(request: HttpRequest, name: str) -> HttpResponse:
     cluster = get_object_or_404(Cluster.objects.select_related("channel"), name=name)
     return render(request, "console/drift/cluster.html", {
-        "cluster": cluster, "detail": drift.cluster_detail(cluster),
+        "cluster": cluster, "detail": drift.cluster_detail(cluster, user=request.user),
         "audit_sources": AuditSource.objects.filter(cluster=cluster).exists(),
-        "diff": diff_lines(drift.unified_diff(cluster))})
+        "diff": diff_lines(drift.unified_diff(cluster, user=request.user))})
 
 
 def _act(request: HttpRequest, name: str, act, done: str) -> HttpResponse:
