@@ -80,3 +80,14 @@ def roleless(db) -> APIClient:
 @pytest.fixture
 def anonymous() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _cold_render_cache():
+    """Each test starts with the process's render cache empty, as its database starts
+    empty: a render is cached only within the test that made it."""
+    from fleet.render import cache
+
+    cache.MEMORY.clear()
+    yield
+    cache.MEMORY.clear()

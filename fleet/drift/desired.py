@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -23,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from fleet.core.errors import FleetError
+from fleet.core.lru import LRU
 from fleet.core.objects import Manifest
 from fleet.drift.errors import DesiredStateError
 from fleet.drift.models import DesiredSet
@@ -71,32 +70,7 @@ def deployed(cluster_ids: Iterable[int]) -> dict[int, Deployed]:
     return {pk: Deployed(tag, sha) for pk, tag, sha in rows if tag}
 
 
-class _Memory:
-    """The process's LRU of rendered sets, by content key."""
-
-    def __init__(self, size: int):
-        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key: str) -> list[Manifest] | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: str, objects: list[Manifest]) -> None:
-        with self._lock:
-            self._items[key] = objects
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-MEMORY = _Memory(MEMORY_ENTRIES)
+MEMORY: LRU[list[Manifest]] = LRU(MEMORY_ENTRIES)  # the process's rendered sets, by content key
 
 
 def preload(deployments: Iterable[Deployed], *, inputs: dict | None = None) -> int:

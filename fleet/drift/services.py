@@ -36,6 +36,7 @@ from fleet.drift.errors import DriftError
 from fleet.drift.models import ClusterDrift, DriftedResource, DriftScan, HealAttempt, IgnoreRule, ModeRule
 from fleet.drift.writers import writers
 from fleet.inventory.models import Cluster
+from fleet.render import cache as render_cache
 from fleet.rollouts.deployed import deployed_on
 
 JOINED = 50  # drifted objects of a cluster's detail linked to the API-server audit events that wrote them
@@ -126,12 +127,13 @@ def due_for_scan(limit: int) -> list[int]:
 
 
 def prune_history(days: int | None = None) -> dict[str, int]:
-    """Drop scans, resolved resources and unused desired sets older than the retention."""
+    """Drop scans, resolved resources and unused desired and rendered sets older than the
+    retention (the render cache is what scans and rollouts fill; nothing else prunes it)."""
     days = days or settings.FLEET_DRIFT_HISTORY_DAYS
     cutoff = timezone.now() - timedelta(days=days)
     return {"scans": DriftScan.objects.filter(started_at__lt=cutoff).delete()[0],
             "resources": DriftedResource.objects.filter(resolved_at__lt=cutoff).delete()[0],
-            "desired_sets": forget_older_than(days)}
+            "desired_sets": forget_older_than(days), "rendered_sets": render_cache.forget_older_than(days)}
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -43,8 +43,8 @@ def render_path(path: Path) -> list[dict[str, Any]]:
     path = Path(path)
     if path.is_file():
         return parse_manifests(path.read_text(encoding="utf-8"), path.name)
-    try:
-        return render_dir(path).objects
+    try:  # a local check (the CI command) needs no database: this process's cache only
+        return render_dir(path, shared_cache=False).objects
     except RenderError as exc:
         raise _render_error(exc) from None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,22 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def check_kustomization_tree(entry: Path, root: Path, limits: RenderLimits) -> None:
-    """Check the kustomization at ``entry`` and every local one it reaches."""
+@dataclass(frozen=True)
+class KustomizationReads:
+    """Where a build may read: the kustomization directories it reaches (each one's whole
+    subtree: kustomize's load restrictor keeps every file a kustomization names inside its
+    own directory), and whether it also reaches a remote base, which no local content
+    describes."""
+
+    directories: frozenset[Path]
+    remote: bool
+
+
+def check_kustomization_tree(entry: Path, root: Path, limits: RenderLimits) -> KustomizationReads:
+    """Check the kustomization at ``entry`` and every local one it reaches; say where it reads."""
     root = root.resolve()
     seen: set[Path] = set()
+    remote = False
     pending = [entry.resolve()]
     while pending:
         directory = pending.pop()
@@ -102,11 +115,15 @@ def check_kustomization_tree(entry: Path, root: Path, limits: RenderLimits) -> N
         seen.add(directory)
         file = find_kustomization(directory)
         if file is not None:
-            pending.extend(_check_kustomization(file, root, limits))
+            directories, reaches_remote = _check_kustomization(file, root, limits)
+            pending.extend(directories)
+            remote = remote or reaches_remote
+    return KustomizationReads(frozenset(seen), remote)
 
 
-def _check_kustomization(file: Path, root: Path, limits: RenderLimits) -> list[Path]:
-    """Check one kustomization file; return the local directories it builds on."""
+def _check_kustomization(file: Path, root: Path, limits: RenderLimits) -> tuple[list[Path], bool]:
+    """Check one kustomization file; return the local directories it builds on, and
+    whether it names an (allowed) remote base."""
     shown = relative(file, root)
     data = _load_yaml(file, shown, limits)
     if not isinstance(data, dict):
@@ -115,10 +132,12 @@ def _check_kustomization(file: Path, root: Path, limits: RenderLimits) -> list[P
         if field in data:
             raise RenderError(f"{field} is not allowed: {reason}", code="plugin", path=shown)
     directories: list[Path] = []
+    remote = False
     here = file.parent
     for field in _BASE_FIELDS:
         for entry in _strings(data, field, shown):
             path = _local(here, entry, root, f"{shown}: {field}", may_be_remote=True, limits=limits)
+            remote = remote or path is None
             if path is not None and path.is_dir():
                 directories.append(path)
     for field in _FILE_FIELDS:
@@ -150,7 +169,7 @@ def _check_kustomization(file: Path, root: Path, limits: RenderLimits) -> list[P
                 configs = [item]
             for config in configs:
                 _check_plugin_config(config, f"{shown}: {field}")
-    return directories
+    return directories, remote
 
 
 def _check_plugin_config(config: Any, where: str) -> None:

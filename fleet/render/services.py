@@ -11,11 +11,12 @@ the same objects and the same hash.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleet.render import kustomize, objects, safety
+from fleet.render import cache, kustomize, objects, safety
 from fleet.render.errors import RenderError
 from fleet.render.limits import RenderLimits
 
@@ -28,11 +29,16 @@ class RenderResult:
     content_hash: str
     renderer: str  # "kustomize" or "plain"
     kustomize_seconds: float = 0.0
+    cached: bool = False  # read from the render cache: no build, no validation ran
 
 
-def render_dir(path: Path | str, *, root: Path | str | None = None,
-               limits: RenderLimits | None = None) -> RenderResult:
-    """Render ``path``; ``root`` (default: ``path``) is the repository nothing may leave."""
+def render_dir(path: Path | str, *, root: Path | str | None = None, limits: RenderLimits | None = None,
+               shared_cache: bool = True) -> RenderResult:
+    """Render ``path``; ``root`` (default: ``path``) is the repository nothing may leave.
+
+    The same content renders once (``fleet.render.cache``): the safety checks run every
+    time, the build and its validation only for content not seen before: by this process,
+    or (``shared_cache``, which needs the database) by any worker."""
     limits = limits or RenderLimits.from_settings()
     path = Path(path).resolve()
     root = Path(root).resolve() if root is not None else path
@@ -42,14 +48,38 @@ def render_dir(path: Path | str, *, root: Path | str | None = None,
         raise RenderError("lies outside the repository", code="path-escape", path=path.name)
     safety.check_tree(root, limits)
     if safety.find_kustomization(path) is not None:
-        safety.check_kustomization_tree(path, root, limits)
-        started = time.perf_counter()
-        text = kustomize.build(path, root, limits)
-        seconds = time.perf_counter() - started
-        source = safety.relative(path, root)
-        documents = [(source, doc) for doc in objects.parse_stream(text, source, limits.max_output_bytes)]
-        result = objects.validate(documents, limits.max_objects)
-        return RenderResult(result, objects.content_hash(result), "kustomize", seconds)
+        reads = safety.check_kustomization_tree(path, root, limits)
+        if reads.remote:
+            return _kustomize(path, root, limits)
+        return _cached(cache.key(path, root, reads.directories, "kustomize", limits), limits, shared_cache,
+                       lambda: _kustomize(path, root, limits))
+    return _cached(cache.key(path, root, [path], "plain", limits), limits, shared_cache,
+                   lambda: _plain(path, root, limits))
+
+
+def _cached(key: str, limits: RenderLimits, shared: bool, render: Callable[[], RenderResult]) -> RenderResult:
+    found = cache.get(key, shared=shared)
+    if found is None:
+        with cache.single_flight(key, wait=limits.timeout_seconds, shared=shared):
+            found = cache.get(key, shared=shared)  # rendered by whoever held the flight before us
+            if found is None:
+                result = render()
+                cache.put(key, cache.Cached(result.renderer, result.content_hash, result.objects), shared=shared)
+                return result
+    return RenderResult(found.objects, found.content_hash, found.renderer, cached=True)
+
+
+def _kustomize(path: Path, root: Path, limits: RenderLimits) -> RenderResult:
+    started = time.perf_counter()
+    text = kustomize.build(path, root, limits)
+    seconds = time.perf_counter() - started
+    source = safety.relative(path, root)
+    documents = [(source, doc) for doc in objects.parse_stream(text, source, limits.max_output_bytes)]
+    result = objects.validate(documents, limits.max_objects)
+    return RenderResult(result, objects.content_hash(result), "kustomize", seconds)
+
+
+def _plain(path: Path, root: Path, limits: RenderLimits) -> RenderResult:
     files = sorted(p for p in path.rglob("*") if (p.suffix in MANIFEST_SUFFIXES or p.name in
                    safety.KUSTOMIZATION_FILES) and p.is_file() and ".git" not in p.relative_to(path).parts)
     nested = next((file for file in files if file.name in safety.KUSTOMIZATION_FILES), None)

@@ -133,7 +133,7 @@ def render(context: Context) -> dict[str, Any]:
     _ensure_checkout(context)
     result = context.workspace.render()
     context.objects = _to_apply(context.deployment, result.objects)
-    return {"objects": len(context.objects), "content_hash": result.content_hash}
+    return {"objects": len(context.objects), "content_hash": result.content_hash, "cached": result.cached}
 
 
 def deployed_objects(report: DiffReport, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

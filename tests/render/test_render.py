@@ -20,7 +20,7 @@ from fleet.render.safety import check_kustomization_tree
 from fleet.render.services import render_dir
 from fleet.toolchain.errors import ToolchainError
 
-pytestmark = [pytest.mark.embedded]
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 LIMITS = RenderLimits(max_file_bytes=64 * 1024, max_total_bytes=1024 * 1024, max_files=200,
                       max_output_bytes=1024 * 1024, max_objects=100, timeout_seconds=20)
 

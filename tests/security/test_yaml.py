@@ -148,6 +148,7 @@ def test_inventory_sync_refuses_a_bomb_or_deep_file_with_its_name(tmp_path, text
     assert "1 problem(s)" in str(info.value)
 
 
+@pytest.mark.django_db  # a render looks its content up in the render cache first
 @pytest.mark.parametrize("name", ["bomb.yaml", "deep.yaml"])
 def test_rendering_refuses_a_bomb_in_plain_manifests(tmp_path, name):
     from fleet.render.errors import RenderError
