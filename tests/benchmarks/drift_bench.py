@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from tests.benchmarks.support import bench_database_url, ensure_database
+from tests.benchmarks.support import bench_environment
 
 
 def bench_app(fleet_app, ns: str, objects: int) -> list[dict[str, Any]]:
@@ -82,22 +82,9 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=3)
     args = parser.parse_args()
 
-    db_url = bench_database_url("_drift_bench")
     tmp = Path(tempfile.mkdtemp(prefix="drift-bench-"))
-    from cryptography.fernet import Fernet
-
-    os.environ.update({"DATABASE_URL": db_url, "FLEET_DATA_DIR": str(tmp / "data"),
-                       "FLEET_WORKSPACE_DIR": str(tmp / "workspaces"), "DJANGO_SETTINGS_MODULE": "fleet.settings",
-                       "FLEET_CREDENTIALS_KEYS": Fernet.generate_key().decode(), "FLEET_DEV_TOOLS": "true",
-                       "FLEET_DRIFT_INTERVAL": str(args.interval), "FLEET_LOG_LEVEL": "warning"})
-    (tmp / "data").mkdir()
-    ensure_database(db_url, recreate=True)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    bench_environment("_drift_bench", tmp, FLEET_DEV_TOOLS="true", FLEET_DRIFT_INTERVAL=str(args.interval),
+                      FLEET_LOG_LEVEL="warning")
     run(args, tmp)
 
 

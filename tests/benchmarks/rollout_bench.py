@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.benchmarks.support import bench_database_url, ensure_database
+from tests.benchmarks.support import bench_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "benchmarks" / "results" / "rollout_bench.json"
@@ -496,22 +496,9 @@ def main() -> None:
     args = parser.parse_args()
     logical = [int(x) for x in args.logical.split(",") if x.strip() and int(x) > 0]
 
-    db_url, broker = bench_database_url("_rollout_bench"), _broker_url(args.redis_db)
+    broker = _broker_url(args.redis_db)
     tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
-    from cryptography.fernet import Fernet
-
-    env = {"DATABASE_URL": db_url, "CELERY_BROKER_URL": broker, "FLEET_DATA_DIR": str(tmp / "data"),
-           "FLEET_WORKSPACE_DIR": str(tmp / "workspaces"), "FLEET_CREDENTIALS_KEYS": Fernet.generate_key().decode(),
-           "DJANGO_SETTINGS_MODULE": "fleet.settings"}
-    os.environ.update(env)
-    (tmp / "data").mkdir()
-    ensure_database(db_url, recreate=True)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    env = bench_environment("_rollout_bench", tmp, CELERY_BROKER_URL=broker)
     import redis
 
     redis.Redis.from_url(broker).flushdb()

@@ -61,7 +61,7 @@ from tests.benchmarks.rollout_bench import (
     median,
     run_rollout,
 )
-from tests.benchmarks.support import bench_database_url, ensure_database
+from tests.benchmarks.support import bench_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "benchmarks" / "results" / "scale_bench.json"
@@ -260,22 +260,11 @@ def main() -> None:
     args = parser.parse_args()
     logical = [int(x) for x in args.logical.split(",") if x.strip() and int(x) > 0]
 
-    db_url, broker = bench_database_url("_scale_bench"), _broker_url(args.redis_db)
+    broker = _broker_url(args.redis_db)
     tmp = Path(tempfile.mkdtemp(prefix="scale-bench-"))
-    from cryptography.fernet import Fernet
-
-    env = {"DATABASE_URL": db_url, "CELERY_BROKER_URL": broker, "FLEET_DATA_DIR": str(tmp / "data"),
-           "FLEET_WORKSPACE_DIR": str(tmp / "workspaces"), "FLEET_CREDENTIALS_KEYS": Fernet.generate_key().decode(),
-           "FLEET_GIT_LOCAL_ROOTS": str(tmp), "DJANGO_SETTINGS_MODULE": "fleet.settings"}
-    os.environ.update(env)
-    (tmp / "data").mkdir()
-    ensure_database(db_url, recreate=True)
-    import django
-
-    django.setup()
+    env = bench_environment("_scale_bench", tmp, CELERY_BROKER_URL=broker)
     import redis
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
 
     from fleet.core import context
     from fleet.dev.localfleet.fleet import LocalFleet
@@ -286,7 +275,6 @@ def main() -> None:
     from fleet.policy.services import import_policy_set
     from fleet.toolchain.build import ensure_binaries
 
-    call_command("migrate", verbosity=0)
     redis.Redis.from_url(broker).flushdb()
     kubectl = ensure_binaries(["kubectl"])["kubectl"]
     fleet = LocalFleet(tmp / "localfleet")
