@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import before_task_publish
+from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from fleet.core import context
 
@@ -35,6 +35,21 @@ def _carry_actor(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
     current = context.current()
     headers.setdefault(ACTOR_HEADER, current.actor_name())
     headers.setdefault(REQUEST_ID_HEADER, current.request_id)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _recycle_connections(task: Task | None = None, **kwargs: Any) -> None:
+    """Around each task, what Django does around each request: close the thread's database
+    connection only when it is broken or older than ``CONN_MAX_AGE``, and check its health
+    again on first use. (Celery's own Django fix-up would close it after every task, and a
+    worker would open one per task: a PostgreSQL backend started, authenticated and set up
+    for each deployment step; ``CELERY_DB_REUSE_MAX`` in the settings turns that off.)
+    An eager task runs inside its caller's transaction: its connection is the caller's."""
+    from django.db import close_old_connections
+
+    if task is not None and not getattr(task.request, "is_eager", False):
+        close_old_connections()
 
 
 app = Celery("fleet", task_cls=AuditedTask)

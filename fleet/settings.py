@@ -108,6 +108,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("FLEET_TASKS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True  # task outcomes live in the database, never in a result backend
 CELERY_TASK_ACKS_LATE = True
+# Celery's Django fix-up closes the database connection around every task unless this is
+# set; fleet.celery recycles connections as Django does per request (CONN_MAX_AGE) instead.
+CELERY_DB_REUSE_MAX = 2**31
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 

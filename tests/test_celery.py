@@ -45,3 +45,24 @@ def test_chain_verification_task_reports_the_chain():
     result = verify_chain_task.apply().get()
     assert {k: result[k] for k in ("ok", "checked", "first_broken_sequence", "reason")} == {
         "ok": True, "checked": 1, "first_broken_sequence": None, "reason": ""}
+
+
+@app.task(name="tests.backend_pid")
+def backend_pid() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        services.record("test.backend", target_type="test", metadata={"pid": cursor.fetchone()[0]})
+
+
+def test_a_worker_keeps_its_database_connection_from_task_to_task(worker):
+    """Each task opening a PostgreSQL connection of its own cost a backend per deployment step."""
+    for _ in range(3):
+        backend_pid.delay()
+    deadline = time.monotonic() + 20
+    while AuditEvent.objects.filter(action="test.backend").count() < 3:
+        assert time.monotonic() < deadline, "the worker did not run the tasks within 20 s"
+        time.sleep(0.1)
+    pids = {event.metadata["pid"] for event in AuditEvent.objects.filter(action="test.backend")}
+    assert len(pids) == 1

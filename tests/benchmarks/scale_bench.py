@@ -44,10 +44,11 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import rollout_bench
+from tests.benchmarks import profiling, rollout_bench
 from tests.benchmarks.rollout_bench import (
     CpuMeter,
     Workers,
@@ -122,6 +123,16 @@ def cold_decisions(tmp: Path, since: dict[Path, int]) -> dict[str, int]:
                 decisions += 1
                 subjects += int(match.group(1))
     return {"cold_decisions": decisions, "objects_evaluated": subjects}
+
+
+def render_builds(names: list[str]) -> dict[str, int]:
+    """How many of these clusters' deployments rendered, and how many of those ran a build
+    (the rest read the render cache)."""
+    from fleet.rollouts.models import ClusterDeployment
+
+    steps = ClusterDeployment.objects.filter(cluster__name__in=names).values_list("steps", flat=True)
+    renders = [step["render"].get("detail", {}) for step in steps if "render" in step]
+    return {"renders": len(renders), "render_builds": sum(1 for detail in renders if not detail.get("cached"))}
 
 
 def log_offsets(tmp: Path) -> dict[Path, int]:
@@ -234,6 +245,7 @@ def print_summary(s: dict) -> None:
     print(f"  cluster side CPU   per cluster: {s['cluster_side_cpu_per_cluster']}")
     print(f"  policy             {s['cold_decisions']} cold decisions, {s['objects_evaluated']} objects sent to OPA; "
           f"OPA CPU {s['opa_cpu_seconds']:.2f} s")
+    print(f"  render             {s['renders']} renders, {s['render_builds']} kustomize builds (the rest cached)")
     for key, cpu in s["cpu_seconds"].items():
         print(f"  CPU s {key:<12} total {sum(cpu.values()):.1f}: "
               + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])))
@@ -257,6 +269,7 @@ def main() -> None:
                         help=f"past this many clusters, time the sequential loop on {LOOP_SAMPLE} and extrapolate")
     parser.add_argument("--redis-db", type=int, default=12, help="Redis database number for the broker")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--profile", action="store_true", help="sample the workers with py-spy during the rollouts")
     args = parser.parse_args()
     logical = [int(x) for x in args.logical.split(",") if x.strip() and int(x) > 0]
 
@@ -323,10 +336,14 @@ def main() -> None:
             log(f"{phase}: Fleet rollout to {len(members)} clusters (max_parallel {max_parallel})")
             offsets = log_offsets(tmp)
             cpu0 = meter.snapshot()
-            result = run_rollout(release, f"bench-phase={phase}", len(members), max_parallel, author,
-                                 timeout=600 + 10 * len(members))
+            with ExitStack() as profiled:
+                if args.profile:
+                    profiles = profiled.enter_context(profiling.sampling(
+                        [p.pid for p in workers.processes], tmp / "profiles" / phase))
+                result = run_rollout(release, f"bench-phase={phase}", len(members), max_parallel, author,
+                                     timeout=600 + 10 * len(members))
             cpu1 = meter.snapshot()
-            policy = cold_decisions(tmp, offsets)
+            policy = {**cold_decisions(tmp, offsets), **render_builds([name for name, _, _ in members])}
             log(f"{phase}: Fleet {result['state']} in {result['wall']:.1f} s "
                 f"{dict(Counter(c['state'] for c in result['clusters']))}, {policy}, "
                 f"control plane CPU {fleet_cpu(meter.delta(cpu0, cpu1)) / len(members):.3f} s/cluster")
@@ -351,6 +368,9 @@ def main() -> None:
                    "xargs": meter.delta(cpu3, cpu4)}
             summary = summarise(phase, len(members), max_parallel, result, loop, xargs, integrity, cpu, policy)
             print_summary(summary)
+            if args.profile:
+                summary["profile"] = profiling.summarise(profiles)
+                profiling.print_summary(summary["profile"])
             summary["per_cluster"] = result["clusters"]
             report["phases"].append(summary)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
