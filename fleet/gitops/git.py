@@ -53,6 +53,10 @@ _BASE_ENV = {
     "GIT_AUTHOR_NAME": COMMITTER[0], "GIT_AUTHOR_EMAIL": COMMITTER[1],
 }
 _USERINFO_RE = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+# Subcommands that never move HEAD or a ref outside refs/tags/ (``tag`` makes tags only, and
+# tags are read afresh each time, never kept): refs read before one still hold after it.
+_KEEP_REFS = frozenset({"add", "cat-file", "clean", "diff", "for-each-ref", "log", "ls-remote", "ls-tree",
+                        "merge-base", "rev-list", "rev-parse", "show", "status", "tag"})
 _OPTIONS_WITH_VALUE = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace"})
 _counts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
@@ -111,11 +115,23 @@ class Completed:
 
 
 class Git:
-    """Runs git in one directory."""
+    """Runs git in one directory.
+
+    :attr:`ref_changes` counts the commands run that may have moved HEAD or a ref outside
+    ``refs/tags/`` (any subcommand but those of ``_KEEP_REFS``): a reader that keeps refs it
+    read (:meth:`Workspace.refs <fleet.gitops.workspace.Workspace.refs>`) reads them again
+    when it has changed. Something else that may move refs (a migration script) says so
+    with :meth:`refs_moved`.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._git = gitpython.Git(str(path))
+        self.ref_changes = 0
+
+    def refs_moved(self) -> None:
+        """Note that a process outside this adapter may have moved refs or HEAD."""
+        self.ref_changes += 1
 
     def run(self, *args: str, remote_url: str = "", env: dict[str, str] | None = None,
             timeout: float | None = None, local_source: bool = False) -> str:
@@ -141,8 +157,11 @@ class Git:
                 raise BadInput(f"git remote refused: {exc}") from None
         config = (*_CONFIG, f"protocol.file.allow={'always' if local_source or local_roots() else 'never'}")
         command = ["git", *(part for item in config for part in ("-c", item)), *args]
+        name = _subcommand(args)
         with _counts_lock:
-            _counts[_subcommand(args)] += 1
+            _counts[name] += 1
+        if name not in _KEEP_REFS:
+            self.refs_moved()
         with credential_env(remote_url) as auth:
             status, stdout, stderr = self._git.execute(
                 command, with_extended_output=True, with_exceptions=False,
