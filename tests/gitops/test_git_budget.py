@@ -45,7 +45,7 @@ def _shown(counts: Counter[str]) -> str:
     return f"{sum(counts.values())} git processes: " + ", ".join(f"{n} {c}" for c, n in counts.most_common())
 
 
-def test_a_deployment_runs_few_git_processes(primary, make_cluster, capsys):
+def test_a_deployment_runs_few_git_processes(primary, make_cluster, record_property):
     older, newer = primary.commits["release-1.1"]
     cluster = make_cluster(primary, branch="release-1.1", at=older)
     services.configure(cluster, {"replicas": {"web": 2}}, AUTHOR)
@@ -58,7 +58,9 @@ def test_a_deployment_runs_few_git_processes(primary, make_cluster, capsys):
     repeat = _deploy(cluster, release(primary, "release-1.1", newer))
     assert clone_of(cluster).git.run("rev-parse", "HEAD~1").strip() == newer  # the cluster's commit replayed
 
-    with capsys.disabled():
-        print(f"\nfirst deployment (clone): {_shown(first)}\nrepeat deployment: {_shown(repeat)}")
+    # Shown with ``pytest -s`` (and on failure), and kept in a JUnit report's properties.
+    print(f"first deployment (clone): {_shown(first)}\nrepeat deployment: {_shown(repeat)}")
+    record_property("git_processes_first", dict(first))
+    record_property("git_processes_repeat", dict(repeat))
     assert sum(first.values()) <= FIRST_BUDGET, _shown(first)
     assert sum(repeat.values()) <= REPEAT_BUDGET, _shown(repeat)
