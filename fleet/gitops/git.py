@@ -11,12 +11,17 @@ against ``fleet.core.repourl`` before git sees it, so a stored URL of another tr
 ``.gitmodules`` is a file like any other. Errors are
 :class:`~fleet.gitops.errors.GitError` with URL credentials and any secret used for the
 command scrubbed out.
+
+Every command is counted by subcommand (:func:`command_counts`): git processes are a
+large share of a deployment's CPU, and a test holds their number to a budget.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +53,36 @@ _BASE_ENV = {
     "GIT_AUTHOR_NAME": COMMITTER[0], "GIT_AUTHOR_EMAIL": COMMITTER[1],
 }
 _USERINFO_RE = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+# Subcommands that never move HEAD or a ref outside refs/tags/ (``tag`` makes tags only, and
+# tags are read afresh each time, never kept): refs read before one still hold after it.
+_KEEP_REFS = frozenset({"add", "cat-file", "clean", "diff", "for-each-ref", "log", "ls-remote", "ls-tree",
+                        "merge-base", "rev-list", "rev-parse", "show", "status", "tag"})
+_OPTIONS_WITH_VALUE = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace"})
+_counts: Counter[str] = Counter()
+_counts_lock = threading.Lock()
+
+
+def _subcommand(args: tuple[str, ...]) -> str:
+    """The git subcommand of ``args`` (``checkout`` of ``--work-tree DIR checkout …``)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _OPTIONS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return ""
+
+
+def command_counts(*, reset: bool = False) -> Counter[str]:
+    """How many git processes this process has run, by subcommand (``rev-parse``: 3), since
+    start or the last ``reset`` (which this call does after reading, atomically)."""
+    with _counts_lock:
+        counts = Counter(_counts)
+        if reset:
+            _counts.clear()
+    return counts
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -80,18 +115,30 @@ class Completed:
 
 
 class Git:
-    """Runs git in one directory."""
+    """Runs git in one directory.
+
+    :attr:`ref_changes` counts the commands run that may have moved HEAD or a ref outside
+    ``refs/tags/`` (any subcommand but those of ``_KEEP_REFS``): a reader that keeps refs it
+    read (:meth:`Workspace.refs <fleet.gitops.workspace.Workspace.refs>`) reads them again
+    when it has changed. Something else that may move refs (a migration script) says so
+    with :meth:`refs_moved`.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._git = gitpython.Git(str(path))
+        self.ref_changes = 0
+
+    def refs_moved(self) -> None:
+        """Note that a process outside this adapter may have moved refs or HEAD."""
+        self.ref_changes += 1
 
     def run(self, *args: str, remote_url: str = "", env: dict[str, str] | None = None,
             timeout: float | None = None, local_source: bool = False) -> str:
         """Run ``git args``; return stdout, raise :class:`GitError` on a non-zero exit."""
         result = self.attempt(*args, remote_url=remote_url, env=env, timeout=timeout, local_source=local_source)
         if result.status != 0:
-            raise GitError(f"git {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise GitError(f"git {_subcommand(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
         return result.stdout
 
     def attempt(self, *args: str, remote_url: str = "", env: dict[str, str] | None = None,
@@ -110,6 +157,11 @@ class Git:
                 raise BadInput(f"git remote refused: {exc}") from None
         config = (*_CONFIG, f"protocol.file.allow={'always' if local_source or local_roots() else 'never'}")
         command = ["git", *(part for item in config for part in ("-c", item)), *args]
+        name = _subcommand(args)
+        with _counts_lock:
+            _counts[name] += 1
+        if name not in _KEEP_REFS:
+            self.refs_moved()
         with credential_env(remote_url) as auth:
             status, stdout, stderr = self._git.execute(
                 command, with_extended_output=True, with_exceptions=False,

@@ -97,7 +97,7 @@ class Session:
         mirror, _ = primary.ensure_commit(release.channel.repo_url, release.upstream_sha, release.channel.branch)
         ws.fetch(mirror=mirror)
         ws.reset()
-        return _upgrade(ws, self.cluster, release)
+        return _upgrade(ws, self.cluster, release, just_reset=True)
 
     def render(self) -> RenderResult:
         """Render the workspace as deployed: the cluster overlay, else the vendor's base."""
@@ -109,10 +109,11 @@ class Session:
         Only internal is fetched first (its tags number the new one; origin plays no part)."""
         ws = self.workspace
         ws.fetch(origin=False)
+        head = ws.head()
         # The chain head goes into the tag: the internal repos anchor the audit log.
         tag, created = tags.create_tag(ws, context or {}, audit_head=audit.chain_head().anchor)
         if created:
-            audit.record("gitops.tag", target=self.cluster, metadata={"tag": tag, "sha": ws.head(),
+            audit.record("gitops.tag", target=self.cluster, metadata={"tag": tag, "sha": head,
                                                                        "context": context or {}})
         if push:
             _push(ws, self.cluster, [tag])
@@ -263,8 +264,8 @@ def prepare(cluster, release) -> UpgradeResult:
         return held.prepare(release)
 
 
-def _upgrade(ws: Workspace, cluster, release) -> UpgradeResult:
-    result = upgrading.upgrade(ws, release.channel.branch, release.upstream_sha)
+def _upgrade(ws: Workspace, cluster, release, *, just_reset: bool = False) -> UpgradeResult:
+    result = upgrading.upgrade(ws, release.channel.branch, release.upstream_sha, just_reset=just_reset)
     if result.changed or not result.ok:
         audit.record("gitops.upgrade", target=cluster,
                      metadata={"release": str(release), **result.as_dict()})
@@ -308,10 +309,11 @@ def push(cluster, tag_names: list[str] | tuple[str, ...] = ()) -> bool:
 
 
 def _push(ws: Workspace, cluster, tag_names: list[str]) -> bool:
+    head = ws.head()
     moved = tags.push(ws, tag_names)
     if moved:
         audit.record("gitops.push", target=cluster, metadata={
-            "sha": ws.head(), "branch": ws.spec.internal_branch, "tags": tag_names})
+            "sha": head, "branch": ws.spec.internal_branch, "tags": tag_names})
     return moved
 
 

@@ -130,7 +130,7 @@ def push(ws: Workspace, tags: list[str]) -> bool:
     someone made in the meantime makes this one fail instead of being lost.
     """
     branch_ref = f"refs/heads/{ws.spec.internal_branch}"
-    lease = ws.lease()
+    lease, head = ws.lease(), ws.head()
     pushed = ws.git.attempt(
         "push", "--porcelain", "--atomic", f"--force-with-lease={branch_ref}:{lease}", INTERNAL,
         f"HEAD:{branch_ref}", *(f"refs/tags/{t}:refs/tags/{t}" for t in tags),
@@ -143,10 +143,10 @@ def push(ws: Workspace, tags: list[str]) -> bool:
                            "reset the workspace and run again", cluster=ws.spec.cluster)
         raise GitError(f"git push failed: {pushed.stderr.strip() or pushed.stdout.strip()}",
                        cluster=ws.spec.cluster)
-    output = pushed.stdout
-    ws.git.run("update-ref", f"refs/remotes/{INTERNAL}/{ws.spec.internal_branch}", "HEAD")
-    ws.adopt_internal(ws.head())
-    return any(line[:1] in (" ", "+", "*") and "\t" in line for line in output.splitlines())
+    # The push itself moved refs/remotes/internal/<branch> (the remote's fetch refspec maps
+    # it), not the lease: that becomes what internal has now, read before the push.
+    ws.set_lease(head, now=lease or None)
+    return any(line[:1] in (" ", "+", "*") and "\t" in line for line in pushed.stdout.splitlines())
 
 
 def history(ws: Workspace) -> list[DeploymentRecord]:
@@ -167,6 +167,5 @@ def rollback(ws: Workspace, tag: str) -> DeploymentRecord:
     branch = record.local_branch or ws.branch()
     ws.require_upstream(branch)
     ws.abort_operations()
-    ws.checkout_branch(branch, found.commit)
-    ws.adopt_internal()
+    ws.start_at(branch, found.commit)
     return record

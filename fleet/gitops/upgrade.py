@@ -60,12 +60,19 @@ def migration_path(from_branch: str, to_branch: str) -> str | None:
     return f"{MIGRATIONS_DIR}/{a.group(1)}-{b.group(1)}"
 
 
-def upgrade(ws: Workspace, to_branch: str, to_sha: str) -> UpgradeResult:
-    """Move the workspace onto ``to_sha`` of ``to_branch``; never raises for a conflict."""
+def upgrade(ws: Workspace, to_branch: str, to_sha: str, *, just_reset: bool = False) -> UpgradeResult:
+    """Move the workspace onto ``to_sha`` of ``to_branch``; never raises for a conflict.
+
+    ``just_reset``: the caller has just reset the workspace (:meth:`Workspace.reset`),
+    so it is clean and is not checked again."""
     cluster = ws.spec.cluster
-    ws.require_clean("upgrade")
-    tip = ws.require_upstream(to_branch)
-    if ws.rev(to_sha) != to_sha or not ws.is_ancestor(to_sha, tip):
+    if not just_reset:
+        ws.require_clean("upgrade")
+    refs = ws.refs()
+    # The merge base of a commit and a descendant is that commit: one git command says
+    # that ``to_sha`` is a commit's full name (not a tag's, not abbreviated) and on the branch.
+    found = ws.git.attempt("merge-base", to_sha, ws.require_upstream(to_branch))
+    if found.status != 0 or found.stdout.strip() != to_sha:
         raise BadInput(f"commit {to_sha} is not on branch {to_branch!r} of the primary repo",
                        cluster=cluster)
     from_branch, original = ws.branch(), ws.head()
@@ -74,10 +81,11 @@ def upgrade(ws: Workspace, to_branch: str, to_sha: str) -> UpgradeResult:
                   to_upstream=to_sha)
     if from_branch == to_branch and old_base == to_sha:
         return UpgradeResult(ok=True, head=original, **result)
-    replayed = int(ws.git.run("rev-list", "--count", f"{old_base}..HEAD"))
+    # The cluster's own commits: parents, then the short name and subject of each.
+    own = ws.git.run("log", "--format=%P%x09%h %s", f"{old_base}..HEAD").splitlines()
     ws.git.run("checkout", "--quiet", "--detach")
     try:
-        _refuse_merges(ws, old_base)
+        _refuse_merges(own)
         migration = _migrate(ws, from_branch, to_branch, to_sha)
         _rebase(ws, to_sha, old_base)
     except _Refused as refused:
@@ -87,15 +95,16 @@ def upgrade(ws: Workspace, to_branch: str, to_sha: str) -> UpgradeResult:
     except BaseException:
         _restore(ws, from_branch, original)
         raise
-    ws.checkout_branch(to_branch, "HEAD")
+    ws.checkout_branch(to_branch, "HEAD", tracked=refs.tracks_origin(to_branch))
     if from_branch != to_branch:
         ws.git.run("branch", "--quiet", "-D", from_branch)
     return UpgradeResult(ok=True, head=ws.head(), changed=True, migration=migration or "",
-                         replayed=replayed + bool(migration), **result)
+                         replayed=len(own) + bool(migration), **result)
 
 
-def _refuse_merges(ws: Workspace, old_base: str) -> None:
-    merges = ws.git.run("log", "--merges", "--format=%h %s", f"{old_base}..HEAD").splitlines()
+def _refuse_merges(own: list[str]) -> None:
+    """``own``: the cluster's commits, each its parents, a tab, its short name and subject."""
+    merges = [line.split("\t", 1)[1] for line in own if " " in line.split("\t", 1)[0]]
     if merges:
         raise _Refused("merge-commit", f"the cluster's history has {len(merges)} merge commit(s) "
                        f"({'; '.join(merges[:3])}); Fleet upgrades by rebase and needs a linear "
@@ -123,6 +132,8 @@ def _migrate(ws: Workspace, from_branch: str, to_branch: str, to_sha: str) -> st
                            f"{settings.FLEET_MIGRATION_TIMEOUT}s") from None
         except OSError as exc:
             raise _Refused("migration-failed", f"migration {name} could not start: {exc.strerror}") from None
+        finally:
+            ws.git.refs_moved()  # the script may have run git itself
     if process.returncode != 0:
         output = scrub((process.stderr or process.stdout).decode(errors="replace").strip()[-2000:])
         raise _Refused("migration-failed", f"migration {name} failed with exit status "

@@ -3,7 +3,9 @@
 Layout under ``FLEET_WORKSPACE_DIR``: ``<cluster>/repo`` is the clone (remotes
 ``origin`` and ``internal``; the local branch is named after the channel and tracks
 ``origin/<branch>``), ``<cluster>/lock`` the lock file, kept outside the clone so
-``git clean`` never touches it. The lock is an ``flock``: workspaces are local
+``git clean`` never touches it. ``repo/.git/fleet-remotes`` holds the remote URLs Fleet
+set, written last by a clone: a later job finds the clone complete and its remotes as
+the inventory says without asking git. The lock is an ``flock``: workspaces are local
 directories, so a lock on the same machine is exactly the scope needed, and the
 kernel releases it when a worker dies. It is re-entrant within a thread, so a
 service holding it can call another that takes it too.
@@ -28,6 +30,7 @@ from fleet.gitops.git import Git, neutralise_attributes
 
 _held = threading.local()
 LEASE_REF = "refs/fleet/internal-base"
+REMOTES_FILE = "fleet-remotes"
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,41 @@ class WorkspaceStatus:
                 "changed": self.changed, "origin": div(self.origin), "internal": div(self.internal)}
 
 
+@dataclass(frozen=True)
+class Refs:
+    """The workspace's branches, remote-tracking branches and lease, read by one git command."""
+
+    branch: str | None  # the branch HEAD is on; None when HEAD is detached or its branch not yet born
+    shas: dict[str, str]  # full ref name -> the commit it names
+    upstreams: dict[str, str]  # local branch -> the full name of the ref it tracks
+
+    FORMAT = "%(HEAD) %(refname) %(objectname) %(upstream)"  # a ref name never holds a space
+    PATTERNS = ("refs/heads/", "refs/remotes/", "refs/fleet/")
+
+    @classmethod
+    def parse(cls, output: str) -> Refs:
+        branch, shas, upstreams = None, {}, {}
+        for line in output.splitlines():
+            name, sha, upstream = line[2:].split(" ")
+            shas[name] = sha
+            if name.startswith("refs/heads/"):
+                local = name.removeprefix("refs/heads/")
+                branch = local if line[0] == "*" else branch
+                if upstream:
+                    upstreams[local] = upstream
+        return cls(branch, shas, upstreams)
+
+    def remote(self, remote: str, branch: str) -> str | None:
+        return self.shas.get(f"refs/remotes/{remote}/{branch}")
+
+    @property
+    def lease(self) -> str | None:
+        return self.shas.get(LEASE_REF)
+
+    def tracks_origin(self, branch: str) -> bool:
+        return self.upstreams.get(branch) == f"refs/remotes/{ORIGIN}/{branch}"
+
+
 def holds_lock(home: Path) -> bool:
     """Whether this thread already holds ``home``'s lock (an outer job owns the workspace)."""
     return home in _held.__dict__.get("paths", set())
@@ -118,6 +156,7 @@ class Workspace:
         self.home = Path(root or settings.FLEET_WORKSPACE_DIR) / spec.cluster
         self.path = self.home / "repo"
         self.git = Git(self.path)
+        self._refs: tuple[int, Refs] | None = None  # with the Git.ref_changes it was read at
 
     @contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[Workspace]:
@@ -131,13 +170,12 @@ class Workspace:
         A clone takes origin's branches from the primary's ``mirror`` when there is one
         (borrowing its objects: nothing copied), from origin itself if it lacks the
         channel's branch."""
-        if (self.path / ".git").is_dir() and self.rev("HEAD"):
+        remotes = self.path / ".git" / REMOTES_FILE
+        # Without the remotes file (a clone made before it existed, or one a crash
+        # interrupted after its checkout), a clone is complete once HEAD resolves.
+        if remotes.is_file() or ((self.path / ".git").is_dir() and self.rev("HEAD")):
             neutralise_attributes(self.path / ".git")
-            configured = dict(line.split(" ", 1) for line in self.git.run(
-                "config", "--get-regexp", r"^remote\..*\.url$").splitlines())
-            for name, url in ((ORIGIN, self.spec.origin_url), (INTERNAL, self.spec.internal_url)):
-                if configured.get(f"remote.{name}.url") != url:
-                    self.git.run("remote", "set-url", name, url)
+            self._match_remotes(remotes)
             return
         shutil.rmtree(self.path, ignore_errors=True)  # a clone a crashed job left half-made
         self.path.mkdir(parents=True)
@@ -149,9 +187,24 @@ class Workspace:
         if mirror is not None and self.remote_ref(ORIGIN, self.spec.branch) is None:
             self.fetch()  # a branch newer than the mirror's last fetch
         self.require_upstream(self.spec.branch)
-        start = self.remote_ref(INTERNAL, self.spec.internal_branch)
-        self.checkout_branch(self.spec.branch, start or f"{ORIGIN}/{self.spec.branch}")
-        self.adopt_internal()
+        self.start_at(self.spec.branch)
+        remotes.write_text(self._remote_urls())
+
+    def _remote_urls(self) -> str:
+        return "".join(f"{name} {url}\n" for name, url in
+                       ((ORIGIN, self.spec.origin_url), (INTERNAL, self.spec.internal_url)))
+
+    def _match_remotes(self, remotes: Path) -> None:
+        """Set the remotes' URLs the inventory's way, asking git only when the remotes file differs."""
+        wanted = self._remote_urls()
+        if remotes.is_file() and remotes.read_text() == wanted:
+            return
+        configured = dict(line.split(" ", 1) for line in self.git.run(
+            "config", "--get-regexp", r"^remote\..*\.url$").splitlines())
+        for name, url in ((ORIGIN, self.spec.origin_url), (INTERNAL, self.spec.internal_url)):
+            if configured.get(f"remote.{name}.url") != url:
+                self.git.run("remote", "set-url", name, url)
+        remotes.write_text(wanted)
 
     def fetch(self, *, origin: bool = True, mirror: Path | None = None) -> None:
         """Fetch origin's branches (no tags), and internal's branches and deploy tags
@@ -184,18 +237,29 @@ class Workspace:
 
     # -- reading state -------------------------------------------------------------
 
+    def refs(self) -> Refs:
+        """The branches, remote-tracking branches and lease as they are: read once, and
+        again only after a git command that may have moved one (``Git.ref_changes``)."""
+        if self._refs is None or self._refs[0] != self.git.ref_changes:
+            output = self.git.run("for-each-ref", f"--format={Refs.FORMAT}", *Refs.PATTERNS)
+            self._refs = (self.git.ref_changes, Refs.parse(output))
+        return self._refs[1]
+
     def rev(self, ref: str) -> str | None:
         result = self.git.attempt("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
         return result.stdout.strip() if result.status == 0 else None
 
     def head(self) -> str:
-        return self.git.run("rev-parse", "HEAD").strip()
+        refs = self.refs()
+        if refs.branch:
+            return refs.shas[f"refs/heads/{refs.branch}"]
+        return self.git.run("rev-parse", "HEAD").strip()  # detached: no branch names the commit
 
     def branch(self) -> str:
-        return self.git.run("symbolic-ref", "--short", "HEAD").strip()
+        return self.refs().branch or self.git.run("symbolic-ref", "--short", "HEAD").strip()
 
     def remote_ref(self, remote: str, branch: str) -> str | None:
-        return self.rev(f"refs/remotes/{remote}/{branch}")
+        return self.refs().remote(remote, branch)
 
     def require_upstream(self, branch: str) -> str:
         sha = self.remote_ref(ORIGIN, branch)
@@ -229,18 +293,34 @@ class Workspace:
 
     # -- changing state ------------------------------------------------------------
 
-    def checkout_branch(self, branch: str, start: str) -> None:
-        """Point local ``branch`` at ``start``, check it out, and track ``origin/<branch>``."""
+    def checkout_branch(self, branch: str, start: str, *, tracked: bool | None = None) -> None:
+        """Point local ``branch`` at ``start``, check it out, and track ``origin/<branch>``.
+
+        A checkout keeps the upstream a branch has, so it is set only when missing;
+        ``tracked`` says whether it is, for a caller that read the refs before moving HEAD."""
+        if tracked is None:
+            tracked = self.refs().tracks_origin(branch)
         self.git.run("checkout", "--quiet", "--force", "-B", branch, start)
-        self.git.run("branch", "--quiet", f"--set-upstream-to={ORIGIN}/{branch}", branch)
+        if not tracked:
+            self.git.run("branch", "--quiet", f"--set-upstream-to={ORIGIN}/{branch}", branch)
         self.git.run("clean", "-ffdxq")
 
-    def known_state(self) -> str:
-        """The internal branch if it exists (the cluster's truth), else the channel's upstream."""
-        return (self.remote_ref(INTERNAL, self.spec.internal_branch)
-                or self.require_upstream(self.current_or_channel_branch()))
+    def start_at(self, branch: str, target: str | None = None) -> str:
+        """Check out ``branch`` at ``target``, discarding local changes, and adopt internal's
+        branch as the lease (:meth:`adopt_internal`); returns ``target``. By default the
+        target is the known state: internal's branch if it exists (the cluster's truth),
+        else origin's ``branch``."""
+        refs = self.refs()  # the checkout moves neither the remote-tracking refs nor the lease
+        internal = refs.remote(INTERNAL, self.spec.internal_branch)
+        target = target or internal or self.require_upstream(branch)
+        self.checkout_branch(branch, target, tracked=refs.tracks_origin(branch))
+        self.set_lease(internal, now=refs.lease)
+        return target
 
     def current_or_channel_branch(self) -> str:
+        branch = self.refs().branch
+        if branch:
+            return branch
         result = self.git.attempt("symbolic-ref", "--quiet", "--short", "HEAD")
         return result.stdout.strip() if result.status == 0 else self.spec.branch
 
@@ -250,25 +330,30 @@ class Workspace:
             self.git.run("rebase", "--abort")
 
     def reset(self, ref: str | None = None) -> str:
-        """Discard local changes and commits: HEAD at ``ref`` (default :meth:`known_state`)."""
+        """Discard local changes and commits: HEAD at ``ref`` (default: the known state, see
+        :meth:`start_at`)."""
         self.abort_operations()
-        target = self.rev(ref) if ref else self.known_state()
-        if target is None:
+        target = self.rev(ref) if ref else None
+        if ref and target is None:
             raise BadInput(f"{ref!r} is not a commit, branch or tag of the workspace",
                            cluster=self.spec.cluster)
-        self.checkout_branch(self.current_or_channel_branch(), target)
-        self.adopt_internal()
-        return target
+        return self.start_at(self.current_or_channel_branch(), target)
 
-    def adopt_internal(self, sha: str | None = None) -> None:
-        """Record internal's branch (as last fetched, or ``sha``) as what a push may replace.
+    def adopt_internal(self) -> None:
+        """Record internal's branch, as last fetched, as what a push may replace.
 
         Pushes are forced, because upgrades rewrite history, with this value as the
         lease. Fetches made for other reasons (status, history) do not move it, so a
         commit someone pushed after a job started makes that job's push fail rather
         than disappear.
         """
-        sha = sha or self.remote_ref(INTERNAL, self.spec.internal_branch)
+        refs = self.refs()
+        self.set_lease(refs.remote(INTERNAL, self.spec.internal_branch), now=refs.lease)
+
+    def set_lease(self, sha: str | None, *, now: str | None) -> None:
+        """Make the lease ``sha`` (``None``: no lease yet) unless it is already (``now``, as last read)."""
+        if sha == now:
+            return
         if sha:
             self.git.run("update-ref", LEASE_REF, sha)
         else:
@@ -276,7 +361,7 @@ class Workspace:
 
     def lease(self) -> str:
         """The internal branch value a push expects to replace ('' for none yet)."""
-        return self.rev(LEASE_REF) or ""
+        return self.refs().lease or ""
 
     def require_clean(self, operation: str) -> None:
         changed = self.changed_files()

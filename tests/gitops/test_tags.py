@@ -26,6 +26,8 @@ def test_tag_records_the_deployment_and_is_pushed_with_the_branch(primary, make_
     assert internal_ref(cluster, "main") == configured.sha
     assert internal_ref(cluster, f"refs/tags/{tag}^{{commit}}") == configured.sha
     ws = clone_of(cluster)
+    # The push moved the remote-tracking branch, and made what internal has the next lease.
+    assert ws.remote_ref("internal", "main") == ws.lease() == configured.sha
     assert ws.git.run("cat-file", "-t", tag).strip() == "tag"  # annotated
     message = ws.git.run("tag", "--list", "--format=%(contents)", tag)
     for line in ("local-branch: release-1.0", "upstream-branch: origin/release-1.0",

@@ -133,8 +133,26 @@ def test_release_not_on_its_branch_is_refused(primary, make_cluster):
     cluster = make_cluster(primary)
     with pytest.raises(BadInput, match="is not on branch 'release-1.1'"):
         services.upgrade(cluster, release(primary, "release-1.1", primary.head("release-1.2")))
+    with pytest.raises(BadInput, match="is not on branch 'release-1.1'"):  # a commit's full name only
+        services.upgrade(cluster, release(primary, "release-1.1", primary.head("release-1.1")[:12]))
     with pytest.raises(BadInput, match="'release-3.0' does not exist"):
         services.upgrade(cluster, release(primary, "release-3.0", "a" * 40))
+
+
+def test_prepare_aborts_a_rebase_a_crashed_job_left_half_done(primary, make_cluster, tmp_path):
+    cluster = make_cluster(primary, at=primary.head("release-1.0"))
+    configmap = Git(tmp_path).run("--git-dir", str(primary.path), "show",
+                                  f"{primary.head('release-1.0')}:base/configmap.yaml")
+    mine = push_to_internal(cluster, {"base/configmap.yaml": configmap.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")},
+                            "Debug logging on this site", tmp_path=tmp_path)
+    ws = clone_of(cluster)
+    ws.git.run("checkout", "--quiet", "--detach")
+    stopped = ws.git.attempt("rebase", "--quiet", "--onto", primary.head("release-1.1"), primary.head("release-1.0"))
+    assert stopped.status != 0 and (ws.path / ".git" / "rebase-merge").is_dir()  # the job died here
+    result = services.prepare(cluster, release(primary, "release-1.0"))
+    assert result.ok and not result.changed and result.head == mine
+    assert _snapshot(cluster) == ("release-1.0", mine, [], mine)
+    assert not (ws.path / ".git" / "rebase-merge").exists()
 
 
 def test_upgrade_of_a_cluster_without_commits_of_its_own(primary, make_cluster):

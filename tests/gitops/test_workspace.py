@@ -1,14 +1,17 @@
 """Workspaces: cloned once and reused, remotes and branch as DESIGN.md names them,
-status against both remotes, reset, and one job at a time."""
+status against both remotes, reset, one job at a time, a clone a crash left half-made,
+and refs read once but never stale."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 
 import pytest
 
 from fleet.gitops import services
-from fleet.gitops.errors import BadInput, WorkspaceBusy
+from fleet.gitops.errors import BadInput, GitError, WorkspaceBusy
+from fleet.gitops.workspace import REMOTES_FILE, RepoSpec, Workspace
 from tests.gitops.conftest import clone_of, internal_ref
 
 pytestmark = [pytest.mark.django_db]
@@ -97,7 +100,7 @@ def test_one_job_at_a_time(primary, make_cluster):
 
 def test_a_call_inside_a_held_workspace_does_not_check_the_clone_again(primary, make_cluster, monkeypatch):
     """A rollout holds the workspace for its whole pipeline: each service it calls
-    would otherwise spawn git twice just to re-check the clone and its remotes."""
+    would otherwise re-check the clone and its remotes."""
     from fleet.gitops.workspace import Workspace
 
     cluster = make_cluster(primary)
@@ -120,3 +123,43 @@ def test_remotes_follow_the_inventory(primary, make_cluster, tmp_path):
     cluster.internal_repo_url = str(create_internal_repo(tmp_path / "moved" / "edge-1.git"))
     ws = clone_of(cluster)
     assert ws.git.run("remote", "get-url", "internal").strip() == cluster.internal_repo_url
+
+
+def test_a_clone_a_crash_left_half_made_is_made_again(primary, make_cluster):
+    cluster = make_cluster(primary)
+    half = Workspace(RepoSpec.of(cluster))
+    half.path.mkdir(parents=True)
+    half.git.run("init", "--quiet")  # what a job that died during its clone left
+    half.git.run("remote", "add", "origin", cluster.channel.repo_url)
+    ws = clone_of(cluster)
+    assert (ws.branch(), ws.head()) == ("release-1.0", primary.head("release-1.0"))
+    assert (ws.path / ".git" / REMOTES_FILE).read_text() == (
+        f"origin {cluster.channel.repo_url}\ninternal {cluster.internal_repo_url}\n")
+
+
+def test_a_clone_without_the_remotes_file_is_kept_and_given_one(primary, make_cluster):
+    """A clone made before the remotes file existed: complete, since its HEAD resolves."""
+    cluster = make_cluster(primary)
+    ws = clone_of(cluster)
+    (ws.path / ".git" / REMOTES_FILE).unlink()
+    marker = ws.path / ".git" / "fleet-marker"
+    marker.write_text("still here")
+    ws = clone_of(cluster)
+    assert marker.exists() and (ws.path / ".git" / REMOTES_FILE).is_file()
+
+
+def test_refs_are_read_once_and_again_after_anything_that_moves_them(primary, make_cluster):
+    cluster = make_cluster(primary)
+    with services.locked(cluster) as ws:
+        first = ws.refs()
+        assert ws.refs() is first and ws.head() == primary.head("release-1.0")
+        ws.git.run("commit", "--quiet", "--allow-empty", "-m", "local")
+        ahead = ws.head()
+        assert ahead != primary.head("release-1.0") and ws.remote_ref("origin", "release-1.0") == \
+            primary.head("release-1.0")
+        # A process outside the adapter (a migration script running git) moves HEAD:
+        subprocess.run(["git", "checkout", "--quiet", "--detach"], cwd=ws.path, check=True)
+        ws.git.refs_moved()
+        with pytest.raises(GitError, match="symbolic-ref"):
+            ws.branch()
+        assert ws.head() == ahead
