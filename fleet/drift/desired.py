@@ -107,14 +107,27 @@ def desired_for(cluster: Cluster, deployment: Deployed, *, inputs: dict | None =
         MEMORY.put(key, manifests)
         return Desired(deployment.tag, deployment.commit, key, manifests, True)
     objects = _render(cluster, deployment)
+    _store(key, deployment.commit, objects)
+    return Desired(deployment.tag, deployment.commit, key, objects, False)
+
+
+def remember(commit: str, objects: list[Manifest], *, inputs: dict | None = None) -> None:
+    """Keep ``objects`` as the desired set of ``commit``: what the rollout pipeline has just
+    rendered from that commit's tree, with the same inputs (a render is the same wherever
+    the tree comes from), so the scan that follows its deployment needs no git and no render."""
+    key = content_key(commit, inputs)
+    if MEMORY.get(key) is None:
+        _store(key, commit, objects)
+
+
+def _store(key: str, commit: str, objects: list[Manifest]) -> None:
     try:
         with transaction.atomic():
-            DesiredSet.objects.create(key=key, commit=deployment.commit, manifests_encrypted=DesiredSet.seal(objects),
+            DesiredSet.objects.create(key=key, commit=commit, manifests_encrypted=DesiredSet.seal(objects),
                                       used_at=timezone.now())
     except IntegrityError:
         pass  # another worker rendered the same content first: same objects
     MEMORY.put(key, objects)
-    return Desired(deployment.tag, deployment.commit, key, objects, False)
 
 
 def _render(cluster: Cluster, deployment: Deployed) -> list[Manifest]:

@@ -1,6 +1,7 @@
 """What drift installs into the rollouts at start-up (the rollouts import nothing of drift).
 
-- After a deployment succeeds, its cluster is scanned (through the drift scheduler, on commit).
+- After a deployment succeeds, its cluster is scanned (through the drift scheduler, on commit),
+  against the set the pipeline rendered: kept as that commit's desired set when rendered.
 - Freeze: a deploy rollout skips a drifted cluster in ``freeze`` mode until someone
   decides (acknowledges, heals, or changes its mode). Rollbacks and heals pass: a
   way back is never blocked.
@@ -16,7 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from fleet.core.objects import Manifest, ObjectRef
-from fleet.drift import modes
+from fleet.drift import desired, modes
 from fleet.drift import rules as ignore
 from fleet.drift.choices import DriftState as S
 from fleet.drift.choices import Mode, Trigger
@@ -25,6 +26,7 @@ from fleet.inventory.models import Cluster
 from fleet.kube.client import client_for
 from fleet.kube.errors import KubeError, NotFound
 from fleet.kube.objects import ref_of
+from fleet.render.services import RenderResult
 from fleet.rollouts import orchestrator, pipeline, steps
 from fleet.rollouts.models import ClusterDeployment, Rollout
 from fleet.rollouts.states import DeploymentState as D
@@ -88,7 +90,12 @@ def install() -> None:
             cluster_id = deployment.cluster_id
             transaction.on_commit(lambda: services.scheduler().scan_cluster(cluster_id, Trigger.DEPLOYMENT))
 
-    _installed.update(scan_after=scan_after, freeze=freeze_reason, strip=strip_ignored)
+    def keep_rendered(deployment: ClusterDeployment, result: RenderResult) -> None:
+        if deployment.local_sha:
+            desired.remember(deployment.local_sha, result.objects)
+
+    _installed.update(scan_after=scan_after, freeze=freeze_reason, strip=strip_ignored, rendered=keep_rendered)
     pipeline.FINISHED_HOOKS.append(scan_after)
+    steps.RENDERED_HOOKS.append(keep_rendered)
     orchestrator.SKIP_CHECKS.append(freeze_reason)
     steps.OBJECT_FILTERS.append(strip_ignored)

@@ -28,6 +28,7 @@ from fleet.kube.errors import KubeError, Timeout, Unreachable
 from fleet.kube.objects import ref_of
 from fleet.policy import services as policy
 from fleet.policy.choices import DecisionSource
+from fleet.render.services import RenderResult
 from fleet.rollouts.deployed import release_of_tag
 from fleet.rollouts.models import ClusterDeployment, Rollout
 from fleet.rollouts.states import DeploymentState as D
@@ -39,6 +40,10 @@ RECHECK_TIMEOUT = 5.0
 # so a field hidden from the diff is not applied either and nobody fights over it).
 ObjectFilter = Callable[[Cluster, list[dict[str, Any]]], list[dict[str, Any]]]
 OBJECT_FILTERS: list[ObjectFilter] = []
+# Told the whole rendered set (before any filter) of the commit a deployment prepared
+# (``local_sha``), installed at start-up: drift keeps it as that commit's desired set, so
+# its scan right after the deployment renders nothing and runs no git.
+RENDERED_HOOKS: list[Callable[[ClusterDeployment, RenderResult], None]] = []
 
 
 class StepFailed(FleetError):
@@ -132,6 +137,8 @@ def _is_heal(deployment: ClusterDeployment) -> bool:
 def render(context: Context) -> dict[str, Any]:
     _ensure_checkout(context)
     result = context.workspace.render()
+    for hook in RENDERED_HOOKS:
+        hook(context.deployment, result)
     context.objects = _to_apply(context.deployment, result.objects)
     return {"objects": len(context.objects), "content_hash": result.content_hash, "cached": result.cached}
 

@@ -25,19 +25,21 @@ def by_object(drift) -> dict[str, DriftedResource]:
     return {f"{r.kind}/{r.name}": r for r in drift.resources.filter(resolved_at=None)}
 
 
-def test_a_deployed_cluster_is_in_sync_and_a_rescan_runs_no_git_no_render(drift_world, monkeypatch):
+def test_a_deployed_cluster_is_in_sync_and_its_scans_run_no_git_no_render(drift_world, monkeypatch):
     deployment = drift_world.deploy()
     assert deployment.state == "succeeded", deployment.error
     # The pipeline asked for a scan of the cluster right after it was deployed.
     assert (drift_world.cluster.pk, "deployment") in drift_world.queued.scans
+    # And kept what it rendered as that commit's desired set: the first scan renders nothing either.
+    monkeypatch.setattr("fleet.gitops.services.render_deployed",
+                        lambda *a, **k: pytest.fail("rendered again what the pipeline had rendered"))
     first = scan.scan_cluster(drift_world.cluster)
     assert first.state == S.IN_SYNC, first.reason  # server defaults (strategy, dnsPolicy…) are not drift
     assert first.deployed_tag == deployment.tag and first.counts == {
         "missing": 0, "modified": 0, "pending_prune": 0, "ignored": 0}
-    # A cluster not redeployed: desired from the cache, no git, no kustomize.
+    assert DriftScan.objects.filter(cluster=drift_world.cluster).first().desired_cached
+    # Another worker, with nothing in its process: from the database.
     desired_state.MEMORY.clear()
-    monkeypatch.setattr("fleet.gitops.services.render_deployed",
-                        lambda *a, **k: pytest.fail("rendered again for an unchanged cluster"))
     scan.scan_cluster(drift_world.cluster)
     last = DriftScan.objects.filter(cluster=drift_world.cluster).first()
     assert last.desired_cached and last.state == S.IN_SYNC
