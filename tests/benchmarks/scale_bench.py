@@ -31,6 +31,13 @@ critical path (``clusters / max_parallel`` batches of the loop's median per-clus
 time, which is mostly round trips behind the proxy). Past ``--loop-max`` clusters the
 sequential loop is timed on 20 and extrapolated (printed as such). Medians over
 clusters; one run per phase.
+
+Every cluster's overlay differs (its namespace: logical clusters share real servers), so
+neither the render cache nor the policy memo can share anything across clusters in the
+first rollout. ``--repeat`` then deploys the same release to the same clusters again: a
+release whose render is cached and whose decisions are memoised, every other step as in
+any rollout. ``--profile`` samples the workers with py-spy (``profiling``) and prints
+the functions that cost the most.
 """
 
 from __future__ import annotations
@@ -125,12 +132,12 @@ def cold_decisions(tmp: Path, since: dict[Path, int]) -> dict[str, int]:
     return {"cold_decisions": decisions, "objects_evaluated": subjects}
 
 
-def render_builds(names: list[str]) -> dict[str, int]:
-    """How many of these clusters' deployments rendered, and how many of those ran a build
+def render_builds(rollout: int) -> dict[str, int]:
+    """How many of the rollout's deployments rendered, and how many of those ran a build
     (the rest read the render cache)."""
     from fleet.rollouts.models import ClusterDeployment
 
-    steps = ClusterDeployment.objects.filter(cluster__name__in=names).values_list("steps", flat=True)
+    steps = ClusterDeployment.objects.filter(rollout_id=rollout).values_list("steps", flat=True)
     renders = [step["render"].get("detail", {}) for step in steps if "render" in step]
     return {"renders": len(renders), "render_builds": sum(1 for detail in renders if not detail.get("cached"))}
 
@@ -229,6 +236,20 @@ def summarise(phase: str, count: int, max_parallel: int, result: dict, loop: dic
     }
 
 
+def repeat_rollout(release, phase: str, count: int, max_parallel: int, author, meter: NetworkCpuMeter,
+                   tmp: Path) -> dict:
+    """The same release to the same clusters again: a release whose render is cached and
+    whose policy decisions are memoised, every other step as in any rollout."""
+    log(f"{phase}: the same release again (render cached)")
+    offsets, before = log_offsets(tmp), meter.snapshot()
+    result = run_rollout(release, f"bench-phase={phase}", count, max_parallel, author, timeout=600 + 10 * count)
+    cpu = meter.delta(before, meter.snapshot())
+    return {"fleet_seconds": round(result["wall"], 2), "state": result["state"],
+            "control_plane_cpu_per_cluster": round(fleet_cpu(cpu) / count, 3),
+            "cluster_side_cpu_per_cluster": round(cluster_side(cpu) / count, 3),
+            **cold_decisions(tmp, offsets), **render_builds(result["rollout"]), "cpu_seconds": cpu}
+
+
 def print_summary(s: dict) -> None:
     print(f"\n=== {s['phase']}: {s['clusters']} logical clusters, max_parallel {s['max_parallel']} ===")
     print(f"  rollout            {s['rollout_state']} {s['deployment_states']} {s['rollout_reason']}")
@@ -249,6 +270,12 @@ def print_summary(s: dict) -> None:
     for key, cpu in s["cpu_seconds"].items():
         print(f"  CPU s {key:<12} total {sum(cpu.values()):.1f}: "
               + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])))
+    if "repeat" in s:
+        r = s["repeat"]
+        print(f"  same release again {r['fleet_seconds']:8.2f} s   ({r['state']}; control plane CPU "
+              f"{r['control_plane_cpu_per_cluster']:.3f} s per cluster, cluster side "
+              f"{r['cluster_side_cpu_per_cluster']:.3f}; {r['render_builds']} kustomize builds, "
+              f"{r['cold_decisions']} cold decisions)")
     if s["objects_missing_after_rollout"]:
         print(f"  !! namespaces lacking objects: {dict(list(s['objects_missing_after_rollout'].items())[:6])}")
     for error in s["errors"]:
@@ -270,6 +297,8 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=12, help="Redis database number for the broker")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--profile", action="store_true", help="sample the workers with py-spy during the rollouts")
+    parser.add_argument("--repeat", action="store_true",
+                        help="after each phase, deploy the same release again (a release whose render is cached)")
     args = parser.parse_args()
     logical = [int(x) for x in args.logical.split(",") if x.strip() and int(x) > 0]
 
@@ -343,7 +372,7 @@ def main() -> None:
                 result = run_rollout(release, f"bench-phase={phase}", len(members), max_parallel, author,
                                      timeout=600 + 10 * len(members))
             cpu1 = meter.snapshot()
-            policy = {**cold_decisions(tmp, offsets), **render_builds([name for name, _, _ in members])}
+            policy = {**cold_decisions(tmp, offsets), **render_builds(result["rollout"])}
             log(f"{phase}: Fleet {result['state']} in {result['wall']:.1f} s "
                 f"{dict(Counter(c['state'] for c in result['clusters']))}, {policy}, "
                 f"control plane CPU {fleet_cpu(meter.delta(cpu0, cpu1)) / len(members):.3f} s/cluster")
@@ -367,6 +396,8 @@ def main() -> None:
             cpu = {"rollout": meter.delta(cpu0, cpu1), "loop": {k: round(v * scale, 2) for k, v in loop_cpu.items()},
                    "xargs": meter.delta(cpu3, cpu4)}
             summary = summarise(phase, len(members), max_parallel, result, loop, xargs, integrity, cpu, policy)
+            if args.repeat:
+                summary["repeat"] = repeat_rollout(release, phase, len(members), max_parallel, author, meter, tmp)
             print_summary(summary)
             if args.profile:
                 summary["profile"] = profiling.summarise(profiles)
