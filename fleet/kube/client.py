@@ -212,9 +212,16 @@ class KubeClient:
         return self.request("GET", path, **kwargs)
 
     def stream(self, path: str, *, query: Mapping[str, Any] | None = None,
-               timeout: float | tuple[float, float] | None = None) -> Iterator[Any]:
+               timeout: float | tuple[float, float] | None = None, until: float | None = None) -> Iterator[Any]:
         """GET ``path`` and yield each line of the body as JSON as it arrives: a watch
-        (``?watch=1``), whose events come one per line until the server ends it."""
+        (``?watch=1``), whose events come one per line until the server ends it.
+
+        ``until`` (a :func:`time.monotonic` time): the stream ends then, quietly, whether or
+        not the server has more to say; no read of the body waits past it (the answer's
+        headers wait as ``timeout`` says, and not getting them is an error as ever). A
+        stream left before its end closes its connection there and then, which ends the
+        watch on the server too (not whenever the response is garbage-collected).
+        """
         url = self.server + path + (f"?{urlencode(query, doseq=True)}" if query else "")
         self._limiter.acquire()
         self.counts.add(verb_of("GET", path, query))
@@ -226,17 +233,43 @@ class KubeClient:
                                  server=self.server) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise from_transport(exc, cluster=self.cluster, server=self.server) from None
-        raw = response.response
+        raw, finished = response.response, False
         try:
             if not 200 <= response.status < 300:
                 raise from_response(response.status, raw.read(), cluster=self.cluster)
-            for line in raw:
+            for line in _lines(raw, until):
                 if line.strip():
                     yield json.loads(line)
+            finished = until is None or time.monotonic() < until
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            if until is None or time.monotonic() < until:
+                raise from_transport(exc, cluster=self.cluster, server=self.server) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise from_transport(exc, cluster=self.cluster, server=self.server) from None
         finally:
+            if not finished:
+                raw.close()
             raw.release_conn()
+
+
+def _lines(raw: urllib3.BaseHTTPResponse, until: float | None) -> Iterator[bytes]:
+    """The body's lines; with ``until``, none after it, and each read of the socket waits
+    only for what is left of it (a read that waits longer raises ReadTimeoutError)."""
+    def bound() -> bool:
+        if until is None:
+            return True
+        left = until - time.monotonic()
+        connection = raw.connection
+        if left > 0 and connection is not None and connection.sock is not None:
+            connection.sock.settimeout(left)
+        return left > 0
+
+    if not bound():
+        return
+    for line in raw:
+        yield line
+        if not bound():
+            return
 
 
 _cache: dict[int, KubeClient] = {}

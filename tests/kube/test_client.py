@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fleet.inventory.kubeconfig import ConnectionSpec
+from fleet.kube import constants
 from fleet.kube.client import KubeClient, RateLimiter, RequestCounts, verb_of
 from fleet.kube.connection import spec_from_kubeconfig
 from fleet.kube.errors import NotFound
@@ -98,3 +99,27 @@ def test_the_client_counts_what_it_sends(kube):
     with pytest.raises(NotFound):
         kube.get("/api/v1/namespaces/default/configmaps/no-such-map")
     assert kube.counts.snapshot() == {"get": 2, "list": 1}
+
+
+@pytest.mark.cluster
+def test_watches_left_early_leave_the_client_working(kube):
+    """A watch left mid-stream has more to say on its connection: whatever becomes of that
+    connection, the requests after it are answered, each once."""
+    for _ in range(3):
+        events = kube.stream("/api/v1/namespaces", query={"watch": "true", "timeoutSeconds": "30"})
+        assert next(events)["type"] == "ADDED"
+        events.close()
+    kube.counts.reset()
+    for _ in range(2 * constants.CONCURRENCY):
+        assert kube.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"
+    assert kube.counts.reset() == {"get": 2 * constants.CONCURRENCY}  # none retried
+
+
+@pytest.mark.cluster
+def test_a_stream_ends_quietly_when_its_time_is_up(kube):
+    start = time.monotonic()
+    events = list(kube.stream("/api/v1/namespaces/default/configmaps",
+                              query={"watch": "true", "fieldSelector": "metadata.name=no-such-map",
+                                     "timeoutSeconds": "30"}, until=start + 1.0))
+    assert events == [] and 1.0 <= time.monotonic() - start < 2.0
+    assert kube.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"
