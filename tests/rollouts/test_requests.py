@@ -5,9 +5,10 @@ kustomize, the policy gate, server-side apply, health).
 A 20-object set (a Namespace, ConfigMaps, Secrets, Services, Deployments) is deployed,
 then a changed release of it (a ConfigMap and a Deployment's image changed, one object
 added, one dropped), with a policy set that applies to the cluster (so the gate reads the
-live set) and without one. The bounds are what the pipeline reaches; a request added
-back (a second listing, a dry-run of what did not change, health polling) fails them.
-``kubectl apply --server-side`` of the same set sends one PATCH per object.
+live set) and without one (so the dry-run step does). The bounds are what the pipeline
+reaches; a request added back (a second listing, a dry-run of what did not change, health
+polling) fails them. ``kubectl apply --server-side`` of the same set sends one PATCH per
+object (20), after discovery.
 """
 
 from __future__ import annotations
@@ -43,6 +44,26 @@ from tests.kube.manifests import configmap, fleet_app
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 KUBE_STEPS = ("gate", "dry_run", "apply", "verify")
+# Upper bounds, per verb, of each step's requests; "diff" is kube.diff's (the gate's where a
+# policy runs, else the dry-run step's), and the policy gate's own reads of the cluster come
+# on top of it in the gate. Lists by the ApplySet label: Namespaces, and the 4 namespaced
+# kinds in the set's namespace and in the parent's.
+BOUNDS = {
+    "first": {
+        # The parent (none yet) and the Namespace (none yet: nothing in it is read).
+        "diff": {"discovery": 2, "get": 2, "list": 1 + 4 * 2},
+        "dry_run": {"patch dry-run": 1},  # the Namespace: what it will hold is dry-run once it exists
+        "apply": {"patch": 20 + 2, "patch dry-run": 19},  # and the parent's namespace and the parent
+        "verify": {"watch": 1},  # 4 Deployments pending, in one namespace; the rest healthy as applied
+    },
+    "changed": {
+        "diff": {"get": 2, "list": 1 + 4 * 2},  # the parent, and the one object not applied yet
+        "dry_run": {"patch dry-run": 3},  # what changed and what is new; not the 17 unchanged
+        "apply": {"patch": 20, "delete": 1},  # the parent keeps its kinds: not written
+        "verify": {"watch": 1},  # the Deployment whose image changed
+    },
+}
+POLICY_READS = {"list": 5, "create": 1}  # the policy gate's own: each kind of the set, Namespaces; who Fleet is
 NOTES = 'package counts.notes\n\nimport rego.v1\n\nwarn contains "noted" if input.kind == "Deployment"\n'
 
 
@@ -82,7 +103,7 @@ def vendor_repo(path: Path, ns: str) -> testrepo.PrimaryRepo:
 
 @dataclass
 class Measured:
-    """Requests per step of one deployment, by verb; the gate's diff also on its own."""
+    """Requests per step of one deployment, by verb; kube.diff's also on its own."""
 
     steps: dict[str, dict[str, int]]
     diff: dict[str, int]
@@ -169,7 +190,20 @@ def report(label: str, measured: Measured) -> None:
     print(f"\n{label}: total {measured.total}")
     for name, counts in measured.steps.items():
         print(f"  {name}: {counts}")
-    print(f"  (gate's kube.diff: {measured.diff})")
+    print(f"  (kube.diff: {measured.diff})")
+
+
+def plus(*counts: dict[str, int]) -> dict[str, int]:
+    return dict(sum((Counter(c) for c in counts), Counter()))
+
+
+def assert_within(measured: Measured, bounds: dict[str, dict[str, int]], policy: bool) -> None:
+    expected = {**bounds, "gate": plus(bounds["diff"], POLICY_READS) if policy else {},
+                "dry_run": bounds["dry_run"] if policy else plus(bounds["diff"], bounds["dry_run"])}
+    over = {name: {verb: (n, expected[name].get(verb, 0)) for verb, n in counts.items()
+                   if n > expected[name].get(verb, 0)}
+            for name, counts in [*measured.steps.items(), ("diff", measured.diff)]}
+    assert not any(over.values()), f"more requests than before (sent, bound): {over}"
 
 
 @pytest.mark.parametrize("policy", [True, False], ids=["with-policy", "no-policy"])
@@ -182,5 +216,7 @@ def test_requests_per_deployment(count_world, policy, tmp_path):
                               selector=f"counts-test={count_world.cluster.labels['counts-test']}")
     first = count_world.measure(count_world.releases[0])
     report(f"first deployment ({'with' if policy else 'no'} policy)", first)
+    assert_within(first, BOUNDS["first"], policy)
     repeat = count_world.measure(count_world.releases[1])
     report(f"changed set ({'with' if policy else 'no'} policy)", repeat)
+    assert_within(repeat, BOUNDS["changed"], policy)
