@@ -2,10 +2,20 @@
 
 Order: CustomResourceDefinitions and Namespaces first (waiting until the CRDs are
 established), then everything else, each phase concurrently. Before anything is
-written, the whole set is dry-run on the server; if any object fails, nothing is
-applied. Objects the server cannot dry-run yet because the set itself creates
-their Namespace or CRD are *deferred*: they are dry-run as soon as the first phase
-exists, and before any of them is applied.
+written, the whole set is dry-run on the server (but what a caller's reading found live
+as desired, below); if any object fails, nothing is applied. Objects the server
+cannot dry-run yet because the set itself creates their Namespace or CRD are
+*deferred*: they are dry-run as soon as the first phase exists, and before any of
+them is applied.
+
+A caller that has just read the set's live state (:class:`Observed`, from
+:func:`~fleet.kube.diff.diff_set`, with no other writer of the applyset in between)
+passes it, and the apply reads nothing it already knows: the parent's record, which
+Namespaces exist, what a prune deletes. Its objects found live exactly as desired are
+not dry-run: the server admitted them as they are, and applying them changes nothing
+(they are still applied, so ownership and admission still hold for them; an admission
+rule added since could refuse one, and the apply would then stop part-way and say how
+far it got, as it does for any failure once writing began).
 
 Conflicts with another field manager are not forced by default: they surface as
 :class:`~fleet.kube.errors.FieldConflict`, and a caller decides to ``force``.
@@ -20,9 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleet.core.objects import Manifest, ObjectRef
+from fleet.core.objects import Key, Manifest, ObjectRef
 from fleet.kube import constants
-from fleet.kube.applyset import ApplySet, SetState, list_members, prune, read_parent, write_parent
+from fleet.kube.applyset import ApplySet, Member, SetState, list_members, prune, read_parent, write_parent
 from fleet.kube.client import APPLY_PATCH, KubeClient
 from fleet.kube.discovery import Resource
 from fleet.kube.errors import KubeError, NotFound, Timeout, UnknownKind
@@ -41,6 +51,25 @@ class Item:
     resource: Resource | None = None
     deferred: bool = False  # dry-run must wait for the first phase (its Namespace or CRD)
     written: bool = False  # the API server acknowledged the real (not dry-run) apply
+    live: Manifest | None = None  # the server's answer to the real apply: the object right after it
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A set's live state as a diff read it, for an apply of the same set to use instead
+    of reading it again. Sound only while nobody else writes the applyset in between:
+    the rollout pipeline reads and applies in one run holding the cluster's workspace,
+    the one place Fleet writes a cluster's applyset from."""
+
+    applyset: ApplySet
+    keys: frozenset[Key]  # every object of the set it was read for
+    parent: SetState | None  # the parent's record (None: no parent yet)
+    unchanged: frozenset[Key]  # live exactly as desired: every field we set holds our value
+    absent: frozenset[Key]  # not on the cluster
+    prunable: tuple[Member, ...]  # members no longer desired that we applied: what a prune deletes
+
+    def covers(self, items: list[Item], applyset: ApplySet) -> bool:
+        return applyset == self.applyset and self.keys == {item.ref.key for item in items}
 
 
 @dataclass
@@ -50,11 +79,14 @@ class ApplyResult:
     applied: list[ObjectRef] = field(default_factory=list)
     pruned: list[ObjectRef] = field(default_factory=list)
     deferred: list[ObjectRef] = field(default_factory=list)
+    unchanged: list[ObjectRef] = field(default_factory=list)  # not dry-run: live as desired already
+    # The server's answers to the real apply, by ObjectRef.key: what health assesses first.
+    live: dict[Key, Manifest] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "dry_run": self.dry_run,
                 **{name: [str(ref) for ref in getattr(self, name)]
-                   for name in ("applied", "pruned", "deferred")}}
+                   for name in ("applied", "pruned", "deferred", "unchanged")}}
 
 
 def plan(client: KubeClient, objects: Iterable[Manifest], applyset: ApplySet) -> list[Item]:
@@ -77,12 +109,14 @@ def plan(client: KubeClient, objects: Iterable[Manifest], applyset: ApplySet) ->
 
 def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: ApplySet = ApplySet(),
               dry_run: bool = False, force: bool = False, prune_missing: bool = True,
-              validated: bool = False) -> ApplyResult:
+              validated: bool = False, observed: Observed | None = None) -> ApplyResult:
     """Apply (or with ``dry_run`` only validate) ``objects`` as the cluster's applyset.
 
     ``validated``: the caller has just dry-run this very set (the rollout pipeline's
     dry-run step, moments before, in the same job), so the pre-write dry-run would
     only repeat it; objects deferred then are still dry-run before they are written.
+    ``observed``: the caller's reading of this very set moments before (see
+    :class:`Observed`); one read for another set or applyset is ignored.
 
     Raises the first :class:`KubeError` (all of them in ``.failures``); on failure the
     applyset's parent keeps the superset of kinds, so nothing applied is orphaned. A
@@ -92,17 +126,21 @@ def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: Appl
     """
     result = ApplyResult(client.cluster, dry_run)
     items = plan(client, objects, applyset)
+    if observed is not None and not observed.covers(items, applyset):
+        observed = None
+    unchanged = observed.unchanged if observed else frozenset()
+    result.unchanged = [item.ref for item in items if item.ref.key in unchanged]
     with worker_pool(client.cluster) as pool:
-        _dry_run_what_can_be(client, items, pool, force, send=not validated or dry_run)
-        result.applied = [item.ref for item in items if not item.deferred]
+        _dry_run_what_can_be(client, items, pool, force, send=not validated or dry_run, observed=observed)
+        result.applied = [item.ref for item in items if not item.deferred and item.ref.key not in unchanged]
         result.deferred = [item.ref for item in items if item.deferred]
         if dry_run and not prune_missing:
             return result
-        previous = read_parent(client, applyset)
+        previous = observed.parent if observed else read_parent(client, applyset)
         wanted = SetState.of((item.ref for item in items), applyset)
         recorded = previous.union(wanted) if previous else wanted
         if dry_run:
-            result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=True)
+            result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=True, observed=observed)
             return result
         if recorded != previous:  # widen first, so an interrupted run orphans nothing
             write_parent(client, applyset, recorded, create_namespace=previous is None)
@@ -112,8 +150,9 @@ def apply_set(client: KubeClient, objects: Iterable[Manifest], *, applyset: Appl
             exc.detail["partial"] = _progress(items)
             raise
         result.applied, result.deferred = [item.ref for item in items], []
+        result.live = {item.ref.key: item.live for item in items if item.live is not None}
         if prune_missing:
-            result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=False)
+            result.pruned = _prune(client, applyset, recorded, items, pool, dry_run=False, observed=observed)
             if recorded != wanted:
                 write_parent(client, applyset, wanted, create_namespace=False)
     logger.info("cluster %s: applied %d objects, pruned %d (applyset %s)", client.cluster,
@@ -128,18 +167,23 @@ def _progress(items: list[Item]) -> dict[str, Any]:
 
 
 def _dry_run_what_can_be(client: KubeClient, items: list[Item], pool: ThreadPoolExecutor,
-                         force: bool, send: bool = True) -> None:
+                         force: bool, send: bool, observed: Observed | None) -> None:
     """Dry-run every item whose kind is served and whose Namespace exists (unless not
-    ``send``); mark the others deferred. Any failure is raised before anything has
-    been written."""
-    created = sorted({item.ref.name for item in items if item.ref.group_kind == NAMESPACE_GROUP_KIND})
-    absent = {name for name, found in zip(created, run_all(pool, lambda n: _exists(client, n), created), strict=True)
-              if not found}
+    ``send``), but those ``observed`` found unchanged; mark the others deferred. Any
+    failure is raised before anything has been written."""
+    created = [item.ref for item in items if item.ref.group_kind == NAMESPACE_GROUP_KIND]
+    if observed is not None:
+        absent = {ref.name for ref in created if ref.key in observed.absent}
+    else:
+        names = [ref.name for ref in created]
+        absent = {name for name, found in zip(names, run_all(pool, lambda n: _exists(client, n), names), strict=True)
+                  if not found}
     for item in items:
         item.deferred = item.resource is None or item.ref.namespace in absent
     if send:
+        unchanged = observed.unchanged if observed else frozenset()
         run_all(pool, lambda i: _patch(client, i, force=force, dry_run=True),
-                [item for item in items if not item.deferred])
+                [item for item in items if not item.deferred and item.ref.key not in unchanged])
 
 
 def _apply_in_order(client: KubeClient, applyset: ApplySet, items: list[Item], pool: ThreadPoolExecutor,
@@ -160,9 +204,12 @@ def _apply_in_order(client: KubeClient, applyset: ApplySet, items: list[Item], p
 
 
 def _prune(client: KubeClient, applyset: ApplySet, recorded: SetState, items: list[Item],
-           pool: ThreadPoolExecutor, *, dry_run: bool) -> list[ObjectRef]:
-    members = list_members(client, applyset, recorded, pool)
-    return prune(client, members.values(), {item.ref.key for item in items}, pool, dry_run=dry_run)
+           pool: ThreadPoolExecutor, *, dry_run: bool, observed: Observed | None) -> list[ObjectRef]:
+    """``observed`` listed the members of ``recorded`` (its parent's kinds and this set's)
+    already, and what the apply wrote since is all in the set: its prunable members are
+    what a listing now would find to delete."""
+    members = observed.prunable if observed else list_members(client, applyset, recorded, pool).values()
+    return prune(client, members, {item.ref.key for item in items}, pool, dry_run=dry_run)
 
 
 def _patch(client: KubeClient, item: Item, *, force: bool, dry_run: bool) -> Manifest:
@@ -174,7 +221,7 @@ def _patch(client: KubeClient, item: Item, *, force: bool, dry_run: bool) -> Man
     live = client.request("PATCH", item.resource.path(item.ref.namespace, item.ref.name),
                           body=item.body, content_type=APPLY_PATCH, query=query, obj=item.ref)
     if not dry_run:
-        item.written = True
+        item.written, item.live = True, live
     return live
 
 
@@ -200,11 +247,14 @@ def _resolve_when_served(client: KubeClient, ref: ObjectRef) -> tuple[Resource, 
 
 
 def _wait_established(client: KubeClient, crds: list[Item], pool: ThreadPoolExecutor) -> None:
-    """Poll until every CRD has ``Established=True`` (its kinds are then served)."""
+    """Poll until every CRD has ``Established=True`` (its kinds are then served); what
+    was read is then each CRD's latest known state."""
     deadline = time.monotonic() + constants.CRD_ESTABLISHED_TIMEOUT
     pending, delay = crds, 0.1
     while pending:
         live = run_all(pool, lambda i: client.get(i.resource.path(name=i.ref.name), obj=i.ref), pending)
+        for item, obj in zip(pending, live, strict=True):
+            item.live = obj
         pending = [item for item, obj in zip(pending, live, strict=True)
                    if (condition(obj, "Established") or {}).get("status") != "True"]
         if pending and time.monotonic() > deadline:

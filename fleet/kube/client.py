@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -55,6 +56,59 @@ class RateLimiter:
             time.sleep(wait)
 
 
+_WRITE_VERBS = {"PATCH": "patch", "POST": "create", "PUT": "update", "DELETE": "delete"}
+
+
+def verb_of(method: str, path: str, query: Mapping[str, Any] | None = None) -> str:
+    """What a request is to the API server, as its audit log names the verb: ``get`` (one
+    object), ``list`` (a collection), ``watch``, ``patch``, ``create``, ``update``,
+    ``delete``; ``discovery`` for reads outside the resources (API groups, /version);
+    `` dry-run`` appended to a write the server only validates. The path's shape tells
+    an object from a collection, as the server's own request parser does:
+    ``/api/v1[/namespaces/<ns>]/<plural>[/<name>[/<subresource>]]`` (``/apis/<group>/<version>/…``).
+    """
+    query = query or {}
+    if method != "GET":
+        verb = _WRITE_VERBS.get(method, method.lower())
+        return f"{verb} dry-run" if query.get("dryRun") else verb
+    if query.get("watch"):
+        return "watch"
+    parts = path.strip("/").split("/")
+    rest = parts[2:] if parts[0] == "api" else parts[3:] if parts[0] == "apis" else []
+    if not rest:
+        return "discovery"
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        rest = rest[2:]  # a namespaced resource: what follows is <plural>[/<name>…]
+    return "list" if len(rest) == 1 else "get"
+
+
+class RequestCounts:
+    """Requests sent to one API server, by :func:`verb_of`, retries included: what a
+    deployment costs the server, for tests and benchmarks to read (``snapshot``) or
+    start again from zero (``reset``). ``total`` counts every request since the client
+    was made and never resets, so concurrent readers can each measure a difference."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self.total = 0
+
+    def add(self, verb: str) -> None:
+        with self._lock:
+            self._counts[verb] += 1
+            self.total += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reset(self) -> dict[str, int]:
+        """The counts so far; counting starts again from zero."""
+        with self._lock:
+            counts, self._counts = dict(self._counts), Counter()
+            return counts
+
+
 class KubeClient:
     """Raw JSON requests to one API server; raises :class:`~fleet.kube.errors.KubeError`."""
 
@@ -69,13 +123,13 @@ class KubeClient:
         if spec.token:
             self._headers["Authorization"] = f"Bearer {spec.token}"
         self._limiter = RateLimiter(constants.QPS, constants.BURST)
-        self._sent, self._sent_lock = 0, threading.Lock()
+        self.counts = RequestCounts()
         self.discovery = Discovery(self)
 
     @property
     def requests_sent(self) -> int:
         """Requests sent so far (retries included): what a caller measures its cost in."""
-        return self._sent
+        return self.counts.total
 
     def _configuration(self, spec: ConnectionSpec) -> Configuration:
         config = Configuration(host=self.server)
@@ -127,12 +181,12 @@ class KubeClient:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = content_type
+        verb = verb_of(method, path, query)
         attempt = 0
         while True:
             attempt += 1
             self._limiter.acquire()
-            with self._sent_lock:
-                self._sent += 1
+            self.counts.add(verb)
             try:
                 response = self._api.call_api(method, url, header_params=dict(headers), body=body,
                                               _request_timeout=timeout or (constants.CONNECT_TIMEOUT,
@@ -158,13 +212,19 @@ class KubeClient:
         return self.request("GET", path, **kwargs)
 
     def stream(self, path: str, *, query: Mapping[str, Any] | None = None,
-               timeout: float | tuple[float, float] | None = None) -> Iterator[Any]:
+               timeout: float | tuple[float, float] | None = None, until: float | None = None) -> Iterator[Any]:
         """GET ``path`` and yield each line of the body as JSON as it arrives: a watch
-        (``?watch=1``), whose events come one per line until the server ends it."""
+        (``?watch=1``), whose events come one per line until the server ends it.
+
+        ``until`` (a :func:`time.monotonic` time): the stream ends then, quietly, whether or
+        not the server has more to say; no read of the body waits past it (the answer's
+        headers wait as ``timeout`` says, and not getting them is an error as ever). A
+        stream left before its end closes its connection there and then, which ends the
+        watch on the server too (not whenever the response is garbage-collected).
+        """
         url = self.server + path + (f"?{urlencode(query, doseq=True)}" if query else "")
         self._limiter.acquire()
-        with self._sent_lock:
-            self._sent += 1
+        self.counts.add(verb_of("GET", path, query))
         try:
             response = self._api.call_api("GET", url, header_params=dict(self._headers),
                                           _request_timeout=timeout or (constants.CONNECT_TIMEOUT, None))
@@ -173,17 +233,43 @@ class KubeClient:
                                  server=self.server) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise from_transport(exc, cluster=self.cluster, server=self.server) from None
-        raw = response.response
+        raw, finished = response.response, False
         try:
             if not 200 <= response.status < 300:
                 raise from_response(response.status, raw.read(), cluster=self.cluster)
-            for line in raw:
+            for line in _lines(raw, until):
                 if line.strip():
                     yield json.loads(line)
+            finished = until is None or time.monotonic() < until
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            if until is None or time.monotonic() < until:
+                raise from_transport(exc, cluster=self.cluster, server=self.server) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise from_transport(exc, cluster=self.cluster, server=self.server) from None
         finally:
+            if not finished:
+                raw.close()
             raw.release_conn()
+
+
+def _lines(raw: urllib3.BaseHTTPResponse, until: float | None) -> Iterator[bytes]:
+    """The body's lines; with ``until``, none after it, and each read of the socket waits
+    only for what is left of it (a read that waits longer raises ReadTimeoutError)."""
+    def bound() -> bool:
+        if until is None:
+            return True
+        left = until - time.monotonic()
+        connection = raw.connection
+        if left > 0 and connection is not None and connection.sock is not None:
+            connection.sock.settimeout(left)
+        return left > 0
+
+    if not bound():
+        return
+    for line in raw:
+        yield line
+        if not bound():
+            return
 
 
 _cache: dict[int, KubeClient] = {}

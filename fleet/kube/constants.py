@@ -37,6 +37,5 @@ DISCOVERY_TTL: Final = 300.0
 # Where ApplySet parents live, and how long to wait for a CRD to be served.
 SYSTEM_NAMESPACE: Final = "fleet-system"
 CRD_ESTABLISHED_TIMEOUT: Final = 60.0
-# Health polling: first re-check after 0.5s, doubling up to 5s, until the deadline.
-HEALTH_POLL_INITIAL: Final = 0.5
-HEALTH_POLL_MAX: Final = 5.0
+# Health: a watch the server ended before the deadline is opened again after this.
+HEALTH_REWATCH_DELAY: Final = 1.0

@@ -10,7 +10,9 @@ server stores it. Secret values never appear: they are replaced by a keyed hash,
 enough to see *that* a value changed and whether two clusters hold the same one.
 
 Reading is cheap: one list per kind and namespace by the ApplySet label, instead of
-one GET per object, plus a GET for desired objects not (yet) labelled.
+one GET per object, plus a GET for desired objects not (yet) labelled, but none for an
+object in a Namespace of the set that is not there (nor is anything in it). What was
+read is kept for an apply of the same set (:class:`~fleet.kube.apply.Observed`).
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from django.conf import settings
 from kubernetes.utils import parse_quantity
 
 from fleet.core.objects import Manifest, ObjectRef
-from fleet.kube.apply import Item, plan
+from fleet.kube.apply import Item, Observed, plan
 from fleet.kube.applyset import ApplySet, SetState, list_members, read_parent
 from fleet.kube.client import KubeClient
 from fleet.kube.errors import NotFound
+from fleet.kube.objects import NAMESPACE_GROUP_KIND
 from fleet.kube.pool import run_all, worker_pool
 
 IGNORED_METADATA = frozenset({"managedFields", "resourceVersion", "uid", "generation",
@@ -81,6 +84,8 @@ class ObjectDiff:
 class DiffReport:
     cluster: str
     objects: list[ObjectDiff]
+    # What was read, for an apply of the same set moments later (None: not from diff_set).
+    observed: Observed | None = field(default=None, compare=False, repr=False)
 
     @property
     def drifted(self) -> list[ObjectDiff]:
@@ -213,13 +218,26 @@ def diff_set(client: KubeClient, objects: Iterable[Manifest], *,
         live = {key: member.live for key, member in members.items()}
         unlisted = [item for item in items if item.resource is not None and (
             item.ref.key not in members or members[item.ref.key].ref.version != item.ref.version)]
-        for item, obj in zip(unlisted, run_all(pool, lambda i: _get(client, i), unlisted), strict=True):
-            live[item.ref.key] = obj
+        # Namespaces first: what would live in one that is not there is not there either.
+        namespaces = [item for item in unlisted if item.ref.group_kind == NAMESPACE_GROUP_KIND]
+        _read_into(live, client, pool, namespaces)
+        gone = {item.ref.name for item in namespaces if live[item.ref.key] is None}
+        _read_into(live, client, pool, [item for item in unlisted
+                                        if item.ref.group_kind != NAMESPACE_GROUP_KIND
+                                        and item.ref.namespace not in gone])
     desired_keys = {item.ref.key for item in items}
     diffs = [compare(item.ref, item.body, live.get(item.ref.key)) for item in items]
-    diffs += [ObjectDiff(member.ref, "removed", live=member.live) for key, member in sorted(members.items())
-              if key not in desired_keys and member.ours]
-    return DiffReport(client.cluster, diffs)
+    prunable = [member for key, member in sorted(members.items()) if key not in desired_keys and member.ours]
+    diffs += [ObjectDiff(member.ref, "removed", live=member.live) for member in prunable]
+    observed = Observed(applyset, frozenset(desired_keys), recorded,
+                        unchanged=frozenset(d.ref.key for d in diffs if d.state == "unchanged"),
+                        absent=frozenset(d.ref.key for d in diffs if d.state == "added"), prunable=tuple(prunable))
+    return DiffReport(client.cluster, diffs, observed)
+
+
+def _read_into(live: dict[tuple, Manifest | None], client: KubeClient, pool: Executor, items: list[Item]) -> None:
+    for item, obj in zip(items, run_all(pool, lambda i: _get(client, i), items), strict=True):
+        live[item.ref.key] = obj
 
 
 def _get(client: KubeClient, item: Item) -> Manifest | None:

@@ -1,23 +1,29 @@
-"""Is what we applied working? Per-object health, polled with backoff until a deadline.
+"""Is what we applied working? Per-object health, watched until a deadline.
 
 ``assess`` is pure (a live object in, a verdict out) so the rules are unit-tested;
-``wait_healthy`` polls only the objects not yet healthy. A verdict is ``True``
-(healthy), ``False`` (not yet, or failed) or ``None`` (the kind has no notion of
-health, e.g. a ConfigMap: existing is all it can do). Some failures are terminal (a
-failed Job, a Deployment past its progress deadline): waiting stops for them.
+``wait_healthy`` assesses what it is given or reads once, then watches only the objects
+not yet healthy. A verdict is ``True`` (healthy), ``False`` (not yet, or failed) or
+``None`` (the kind has no notion of health, e.g. a ConfigMap: existing is all it can
+do). Some failures are terminal (a failed Job, a Deployment past its progress
+deadline): waiting stops for them.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from fleet.core.objects import ObjectRef
+from fleet.core.objects import Key, ObjectRef
 from fleet.kube import constants
 from fleet.kube.client import KubeClient
-from fleet.kube.errors import NotFound, Timeout
+from fleet.kube.discovery import Resource
+from fleet.kube.errors import NotFound, Timeout, from_response
 from fleet.kube.objects import condition
 from fleet.kube.pool import run_all, worker_pool
 
@@ -72,11 +78,13 @@ def _count(status: Mapping[str, Any], key: str) -> int:
 
 def _deployment(obj: Mapping[str, Any]) -> Verdict:
     status, want = obj.get("status") or {}, (obj.get("spec") or {}).get("replicas", 1)
+    # Until the controller has seen this generation, its conditions are about the previous
+    # one: a deadline the old spec missed says nothing of the new (just applied to fix it).
+    if waiting := _observed(obj):
+        return False, waiting, False
     progressing = condition(obj, "Progressing") or {}
     if progressing.get("reason") == "ProgressDeadlineExceeded":
         return False, f"progress deadline exceeded: {progressing.get('message', '')}", True
-    if waiting := _observed(obj):
-        return False, waiting, False
     updated, total = _count(status, "updatedReplicas"), _count(status, "replicas")
     available = _count(status, "availableReplicas")
     if updated < want:
@@ -168,38 +176,93 @@ def assess(ref: ObjectRef, obj: Mapping[str, Any]) -> Health:
     return Health(ref, healthy, reason, terminal)
 
 
-def wait_healthy(client: KubeClient, refs: Iterable[ObjectRef], *, timeout: float) -> HealthReport:
-    """Poll until every object is healthy (or has no health), fails terminally, or
-    ``timeout`` seconds pass; the report says which, per object."""
+def _waiting(health: Health) -> bool:
+    return health.healthy is False and not health.terminal
+
+
+def wait_healthy(client: KubeClient, refs: Iterable[ObjectRef], *, timeout: float,
+                 live: Mapping[Key, Mapping[str, Any]] | None = None) -> HealthReport:
+    """Wait until every object is healthy (or has no health), fails terminally, or
+    ``timeout`` seconds pass; the report says which, per object.
+
+    ``live``: objects as the caller last saw them, by :attr:`ObjectRef.key` (an apply's
+    answers are the live objects right after its writes): those are assessed as they
+    are, and each other object is read once. What is not healthy yet is then watched:
+    the server sends each change as it happens, where polling would read every pending
+    object again and again. Every request, each watch included, waits at most until the
+    deadline: a hung cluster cannot hold the wait past it.
+    """
     start = time.monotonic()
     deadline = start + timeout
     resolved = [client.discovery.resolve(ref) for ref in refs]
-    results: dict[ObjectRef, Health] = {}
-    pending, delay = resolved, constants.HEALTH_POLL_INITIAL
-
-    def check(entry: tuple[Any, ObjectRef]) -> Health:
-        resource, ref = entry
-        # A request that hangs (a blackholed cluster) must not outlive the deadline by the
-        # client's timeouts (a TLS handshake waits up to the connect timeout, a read 30 s):
-        # wait at most what is left, and at least a second.
-        left = max(1.0, deadline - time.monotonic())
-        try:
-            return assess(ref, client.get(resource.path(ref.namespace, ref.name), obj=ref,
-                                          timeout=(min(constants.CONNECT_TIMEOUT, left),
-                                                   min(constants.READ_TIMEOUT, left))))
-        except NotFound:
-            return Health(ref, False, "not found")
-
+    known = live or {}
+    results = {ref: assess(ref, known[ref.key]) for _, ref in resolved if ref.key in known}
+    unread = [entry for entry in resolved if entry[1].key not in known]
     with worker_pool(client.cluster) as pool:
-        while True:
-            for health in run_all(pool, check, pending):
-                results[health.ref] = health
-            pending = [entry for entry in pending
-                       if results[entry[1]].healthy is False and not results[entry[1]].terminal]
-            remaining = deadline - time.monotonic()
-            if not pending or remaining <= 0:
-                break
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, constants.HEALTH_POLL_MAX)
-    return HealthReport(client.cluster, [results[ref] for _, ref in resolved], bool(pending),
-                        time.monotonic() - start)
+        for health in run_all(pool, lambda entry: _read(client, entry, deadline), unread):
+            results[health.ref] = health
+    pending = [entry for entry in resolved if _waiting(results[entry[1]])]
+    if pending and time.monotonic() < deadline:
+        results.update(_watch_all(client, pending, deadline))
+    return HealthReport(client.cluster, [results[ref] for _, ref in resolved],
+                        any(_waiting(results[ref]) for _, ref in resolved), time.monotonic() - start)
+
+
+def _read(client: KubeClient, entry: tuple[Resource, ObjectRef], deadline: float) -> Health:
+    resource, ref = entry
+    # A request that hangs (a blackholed cluster) must not outlive the deadline by the
+    # client's timeouts (a TLS handshake waits up to the connect timeout, a read 30 s):
+    # wait at most what is left, and at least a second.
+    left = max(1.0, deadline - time.monotonic())
+    try:
+        return assess(ref, client.get(resource.path(ref.namespace, ref.name), obj=ref,
+                                      timeout=(min(constants.CONNECT_TIMEOUT, left),
+                                               min(constants.READ_TIMEOUT, left))))
+    except NotFound:
+        return Health(ref, False, "not found")
+
+
+def _watch_all(client: KubeClient, pending: list[tuple[Resource, ObjectRef]],
+               deadline: float) -> dict[ObjectRef, Health]:
+    """One watch per kind and namespace, all at once, each until its objects settle or the
+    deadline passes (so each has a thread and a connection of its own: past the client's
+    pool size, connections are not kept alive afterwards)."""
+    groups: dict[tuple[Resource, str], list[ObjectRef]] = {}
+    for resource, ref in pending:
+        groups.setdefault((resource, ref.namespace), []).append(ref)
+    with ThreadPoolExecutor(len(groups), thread_name_prefix=f"kube-{client.cluster}-watch") as pool:
+        batches = run_all(pool, lambda group: _watch(client, *group[0], group[1], deadline), list(groups.items()))
+    return {health.ref: health for batch in batches for health in batch}
+
+
+def _watch(client: KubeClient, resource: Resource, namespace: str, refs: list[ObjectRef],
+           deadline: float) -> list[Health]:
+    """Follow ``refs`` (one kind, in one namespace) until each settles or the deadline
+    passes. A watch that names no resourceVersion starts with every object it covers as it
+    is now, so a change made before it opened is not missed. It covers the kind in the
+    namespace (a label could have been changed by anyone), or one object by name."""
+    waiting = {ref.name: ref for ref in refs}
+    results: dict[ObjectRef, Health] = {}
+    query = {"watch": "true", **({"fieldSelector": f"metadata.name={refs[0].name}"} if len(refs) == 1 else {})}
+    while waiting and (left := deadline - time.monotonic()) > 0:
+        query["timeoutSeconds"] = str(math.ceil(left))  # the server's end of it too
+        answer = max(1.0, left)  # as for a read: what is left for the answer, and at least a second
+        with closing(client.stream(resource.path(namespace), query=query, until=deadline,
+                                   timeout=(min(constants.CONNECT_TIMEOUT, answer), answer))) as events:
+            for event in events:
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    raise from_response(int(obj.get("code") or 500), json.dumps(obj).encode(),
+                                        cluster=client.cluster, obj=None)
+                ref = waiting.get((obj.get("metadata") or {}).get("name"))
+                if ref is None:
+                    continue
+                health = Health(ref, False, "not found") if event.get("type") == "DELETED" else assess(ref, obj)
+                results[ref] = health
+                if not _waiting(health):
+                    del waiting[ref.name]
+                    if not waiting:
+                        break
+        if waiting and (left := deadline - time.monotonic()) > 0:  # the server ended it early
+            time.sleep(min(constants.HEALTH_REWATCH_DELAY, left))
+    return list(results.values())

@@ -10,13 +10,13 @@ client. The modules underneath (:mod:`~fleet.kube.apply`, :mod:`~fleet.kube.diff
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from fleet.core.objects import Manifest, ObjectRef
+from fleet.core.objects import Key, Manifest, ObjectRef
 from fleet.inventory.models import Cluster
-from fleet.kube.apply import ApplyResult, apply_set
+from fleet.kube.apply import ApplyResult, Observed, apply_set
 from fleet.kube.applyset import ApplySet
 from fleet.kube.client import client_for
 from fleet.kube.diff import DiffReport, diff_set
@@ -37,11 +37,13 @@ def applyset_for(cluster: Cluster) -> ApplySet:
 
 def apply(cluster: Cluster, objects: Iterable[Manifest], *, applyset: ApplySet | None = None,
           dry_run: bool = False, force: bool = False, prune: bool = True,
-          validated: bool = False) -> ApplyResult:
+          validated: bool = False, observed: Observed | None = None) -> ApplyResult:
     """Fields another manager took (someone's ``kubectl edit``) stop the apply as a
-    conflict; self-heal and "overwrite drift" pass ``force=True`` to take them back."""
+    conflict; self-heal and "overwrite drift" pass ``force=True`` to take them back.
+    ``observed``: a diff's reading of this set moments before, that nobody else could
+    change since (see :class:`~fleet.kube.apply.Observed`)."""
     return apply_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster),
-                     dry_run=dry_run, force=force, prune_missing=prune, validated=validated)
+                     dry_run=dry_run, force=force, prune_missing=prune, validated=validated, observed=observed)
 
 
 def diff(cluster: Cluster, objects: Iterable[Manifest], *,
@@ -50,8 +52,10 @@ def diff(cluster: Cluster, objects: Iterable[Manifest], *,
     return diff_set(client_for(cluster), objects, applyset=applyset or applyset_for(cluster), pool=pool)
 
 
-def health(cluster: Cluster, refs: Iterable[ObjectRef], *, timeout: float) -> HealthReport:
-    return wait_healthy(client_for(cluster), refs, timeout=timeout)
+def health(cluster: Cluster, refs: Iterable[ObjectRef], *, timeout: float,
+           live: Mapping[Key, Mapping[str, Any]] | None = None) -> HealthReport:
+    """``live``: the objects as last seen (an apply's answers), assessed before anything is read."""
+    return wait_healthy(client_for(cluster), refs, timeout=timeout, live=live)
 
 
 def probe_cluster(cluster: Cluster) -> ProbeResult:

@@ -19,10 +19,11 @@ from typing import Any
 
 from fleet.audit import services as audit
 from fleet.core.errors import FleetError
-from fleet.core.objects import ObjectRef
+from fleet.core.objects import Key, Manifest, ObjectRef
 from fleet.gitops import services as gitops
 from fleet.inventory.models import Cluster, Release
 from fleet.kube import services as kube
+from fleet.kube.apply import Observed
 from fleet.kube.diff import DiffReport
 from fleet.kube.errors import KubeError, Timeout, Unreachable
 from fleet.kube.objects import ref_of
@@ -70,8 +71,12 @@ class Context:
     workspace: gitops.Session
     checked_out: bool = False  # the workspace holds the commit this deployment prepared
     objects: list[dict[str, Any]] | None = None  # the rendered manifests, once rendered
-    would_prune: int | None = None  # applied objects no longer desired, when the gate diffed the cluster
+    # The live state of ``objects`` as this run's diff read it (the gate's, else the
+    # dry-run's): while the run holds the workspace nobody else writes the applyset, so
+    # the apply need not read it again.
+    observed: Observed | None = None
     dry_run_passed: bool = False  # the API server accepted ``objects`` in this run's dry-run
+    applied: dict[Key, Manifest] | None = None  # the apply's answers: each object right after its write
 
 
 def _save(deployment: ClusterDeployment, **fields: Any) -> None:
@@ -173,7 +178,7 @@ def gate(context: Context) -> dict[str, Any]:
     if sets:
         report = kube.diff(cluster, objects)
         deployed = deployed_objects(report, objects)
-        context.would_prune = sum(1 for diff in report.objects if diff.state == "removed")
+        context.observed = report.observed
     verdict, decision = policy.evaluate(objects, cluster=cluster, release=release,
                                         release_from=_previous_release(cluster, release), deployed=deployed,
                                         policy_sets=sets, source=DecisionSource.PIPELINE, live=True)
@@ -194,25 +199,34 @@ def _first_denial(summary: dict[str, Any]) -> str:
 
 
 def dry_run(context: Context) -> dict[str, Any]:
-    # What the apply will prune it lists again itself (and the gate's diff counted, when a
-    # policy ran): listing every kind of the set here as well cost a dozen reads per cluster.
-    result = kube.apply(context.deployment.cluster, _objects(context), dry_run=True, prune=False,
-                        force=_is_heal(context.deployment))
+    """Dry-run what the apply will change. The live set is read first where the gate did
+    not (no policy ran): one list per kind and namespace, which the apply then need not
+    repeat, and which tells the objects live as desired already (this server admitted
+    them as they are: they are not dry-run again)."""
+    deployment, objects = context.deployment, _objects(context)
+    if context.observed is None:
+        context.observed = kube.diff(deployment.cluster, objects).observed
+    result = kube.apply(deployment.cluster, objects, dry_run=True, prune=False, force=_is_heal(deployment),
+                        observed=context.observed)
     context.dry_run_passed = True
-    return {"objects": len(result.applied) + len(result.deferred),
-            **({"would_prune": context.would_prune} if context.would_prune is not None else {})}
+    detail = {"objects": len(result.applied) + len(result.deferred) + len(result.unchanged),
+              "unchanged": len(result.unchanged)}
+    if context.observed is not None and not deployment.heal_refs:  # a heal of some objects prunes nothing
+        detail["would_prune"] = len(context.observed.prunable)
+    return detail
 
 
 def apply(context: Context) -> dict[str, Any]:
     # Right after this run's own dry-run of the same objects, apply does not repeat it;
-    # resumed on another worker (which did not see it pass), it does.
+    # resumed on another worker (which did not see it pass), it does, and reads the live
+    # set again itself.
     # A heal takes its fields back from whoever changed them (forced ownership) and, when
     # it re-applies only some objects, prunes nothing: the rest of the set is as deployed.
     deployment = context.deployment
     heal = _is_heal(deployment)
     try:
         result = kube.apply(deployment.cluster, _objects(context), validated=context.dry_run_passed,
-                            force=heal, prune=not deployment.heal_refs)
+                            force=heal, prune=not deployment.heal_refs, observed=context.observed)
     except KubeError as exc:
         partial = exc.detail.get("partial")
         if not partial or not partial["written"]:
@@ -222,6 +236,7 @@ def apply(context: Context) -> dict[str, Any]:
         raise StepFailed(f"{exc}; partially applied: {partial['written']} of {partial['total']} objects "
                          "written before the failure, the others unconfirmed", detail=exc.as_dict()) from exc
     _save(deployment, applied_refs=[asdict(ref) for ref in result.applied])
+    context.applied = result.live
     return {"applied": len(result.applied), "pruned": [str(ref) for ref in result.pruned]}
 
 
@@ -230,9 +245,11 @@ def _applied_refs(deployment: ClusterDeployment) -> list[ObjectRef]:
 
 
 def verify(context: Context) -> dict[str, Any]:
+    """Health of what was applied: in the same run as the apply, its answers are assessed
+    first, and only what is not healthy yet is watched; resumed, every object is read."""
     deployment = context.deployment
     report = kube.health(deployment.cluster, _applied_refs(deployment),
-                         timeout=deployment.rollout.health_timeout_seconds)
+                         timeout=deployment.rollout.health_timeout_seconds, live=context.applied)
     detail = {"elapsed": round(report.elapsed, 2), "unhealthy": [h.as_dict() for h in report.unhealthy[:20]]}
     if not report.ok:
         first = report.unhealthy[0]

@@ -6,6 +6,7 @@ import pytest
 
 from fleet.kube.apply import apply_set
 from fleet.kube.applyset import GROUP_KINDS, ID_LABEL, NAMESPACES, PART_OF, TOOLING
+from fleet.kube.diff import diff_set
 from fleet.kube.errors import InvalidObject, NotFound
 from tests.kube.manifests import configmap, crd, deployment, namespace
 
@@ -22,6 +23,10 @@ def exists(kube, path: str) -> bool:
 
 def cm_path(ns: str, name: str) -> str:
     return f"/api/v1/namespaces/{ns}/configmaps/{name}"
+
+
+def configmap_key(ns: str, name: str) -> tuple[str, str, str, str]:
+    return ("", "ConfigMap", ns, name)
 
 
 def test_apply_orders_crds_and_namespaces_first_and_records_the_applyset(kube, ns, applyset):
@@ -139,3 +144,32 @@ def test_a_set_validated_by_the_caller_is_not_dry_run_again(kube, ns, applyset, 
     assert len(dry_runs) == 3 and exists(kube, cm_path(ns, "other"))
     apply_set(kube, objects, applyset=applyset)  # on its own, apply still dry-runs the set first
     assert len(dry_runs) == 6
+
+
+def test_an_apply_after_a_diff_of_the_same_set_reads_nothing_again(kube, ns, applyset):
+    """What the diff read (the parent, which Namespaces exist, the members to prune) the
+    apply uses as it is; the objects live as desired are not dry-run; all are applied."""
+    apply_set(kube, [namespace(ns), configmap(ns, "same"), configmap(ns, "edited"), configmap(ns, "dropped")],
+              applyset=applyset)
+    objects = [namespace(ns), configmap(ns, "same"), configmap(ns, "edited", key="new"), configmap(ns, "new")]
+    observed = diff_set(kube, objects, applyset=applyset).observed
+    kube.counts.reset()
+    preview = apply_set(kube, objects, applyset=applyset, dry_run=True, prune_missing=False, observed=observed)
+    assert sorted(ref.name for ref in preview.unchanged) == sorted([ns, "same"])
+    assert sorted(ref.name for ref in preview.applied) == ["edited", "new"]
+    assert kube.counts.reset() == {"patch dry-run": 2}
+    result = apply_set(kube, objects, applyset=applyset, validated=True, observed=observed)
+    assert kube.counts.reset() == {"patch": 4, "delete": 1}
+    assert [ref.name for ref in result.pruned] == ["dropped"] and not exists(kube, cm_path(ns, "dropped"))
+    assert kube.get(cm_path(ns, "edited"))["data"] == {"key": "new"}
+    assert result.live[configmap_key(ns, "new")]["metadata"]["uid"] == kube.get(cm_path(ns, "new"))["metadata"]["uid"]
+
+
+def test_a_reading_of_another_set_is_not_used(kube, ns, applyset):
+    apply_set(kube, [namespace(ns), configmap(ns, "app")], applyset=applyset)
+    observed = diff_set(kube, [namespace(ns), configmap(ns, "app")], applyset=applyset).observed
+    kube.counts.reset()
+    apply_set(kube, [namespace(ns), configmap(ns, "app"), configmap(ns, "more")], applyset=applyset,
+              observed=observed)
+    counts = kube.counts.reset()
+    assert counts["patch dry-run"] == 3 and counts["list"] == 1 + 1 * 2  # dry-run and listed anew

@@ -1,18 +1,21 @@
 """Connections: stored kubeconfigs, client-certificate files kept private and removed,
-rate limiting."""
+rate limiting, requests counted per verb."""
 
 from __future__ import annotations
 
 import os
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from fleet.inventory.kubeconfig import ConnectionSpec
-from fleet.kube.client import KubeClient, RateLimiter
+from fleet.kube import constants
+from fleet.kube.client import KubeClient, RateLimiter, RequestCounts, verb_of
 from fleet.kube.connection import spec_from_kubeconfig
+from fleet.kube.errors import NotFound
 from fleet.kube.probe import probe
 from tests.certs import self_signed
 
@@ -52,3 +55,71 @@ def test_rate_limiter_allows_the_burst_then_the_rate():
     for _ in range(10):
         limiter.acquire()
     assert 0.08 < time.monotonic() - start < 0.5
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("method, path, query, verb", [
+    ("GET", "/api/v1/namespaces/prod/configmaps/app", None, "get"),
+    ("GET", "/api/v1/namespaces/prod/configmaps", {"labelSelector": "a=b"}, "list"),
+    ("GET", "/api/v1/namespaces/prod", None, "get"),
+    ("GET", "/api/v1/namespaces", {"limit": 1}, "list"),
+    ("GET", "/apis/apps/v1/namespaces/prod/deployments/web/status", None, "get"),
+    ("GET", "/apis/apps/v1/deployments", None, "list"),
+    ("GET", "/apis/apps/v1/namespaces/prod/deployments", {"watch": "true"}, "watch"),
+    ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com", None, "get"),
+    ("GET", "/apis/apps/v1", None, "discovery"),
+    ("GET", "/apis/apps", None, "discovery"),
+    ("GET", "/api/v1", None, "discovery"),
+    ("GET", "/version", None, "discovery"),
+    ("PATCH", "/api/v1/namespaces/prod/configmaps/app", {"fieldManager": "fleet"}, "patch"),
+    ("PATCH", "/api/v1/namespaces/prod/configmaps/app", {"dryRun": "All"}, "patch dry-run"),
+    ("DELETE", "/api/v1/namespaces/prod/configmaps/app", None, "delete"),
+    ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", None, "create"),
+])
+def test_requests_are_counted_by_the_servers_verb(method, path, query, verb):
+    assert verb_of(method, path, query) == verb
+
+
+@pytest.mark.embedded
+def test_request_counts_are_thread_safe_and_reset():
+    counts = RequestCounts()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: counts.add("get" if i % 2 else "list"), range(2000)))
+    assert counts.snapshot() == {"get": 1000, "list": 1000}
+    assert counts.reset() == {"get": 1000, "list": 1000}
+    counts.add("patch")
+    assert counts.snapshot() == {"patch": 1} and counts.total == 2001  # the total never resets
+
+
+@pytest.mark.cluster
+def test_the_client_counts_what_it_sends(kube):
+    kube.counts.reset()
+    kube.get("/api/v1/namespaces/default")
+    kube.get("/api/v1/namespaces/default/configmaps")
+    with pytest.raises(NotFound):
+        kube.get("/api/v1/namespaces/default/configmaps/no-such-map")
+    assert kube.counts.snapshot() == {"get": 2, "list": 1}
+
+
+@pytest.mark.cluster
+def test_watches_left_early_leave_the_client_working(kube):
+    """A watch left mid-stream has more to say on its connection: whatever becomes of that
+    connection, the requests after it are answered, each once."""
+    for _ in range(3):
+        events = kube.stream("/api/v1/namespaces", query={"watch": "true", "timeoutSeconds": "30"})
+        assert next(events)["type"] == "ADDED"
+        events.close()
+    kube.counts.reset()
+    for _ in range(2 * constants.CONCURRENCY):
+        assert kube.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"
+    assert kube.counts.reset() == {"get": 2 * constants.CONCURRENCY}  # none retried
+
+
+@pytest.mark.cluster
+def test_a_stream_ends_quietly_when_its_time_is_up(kube):
+    start = time.monotonic()
+    events = list(kube.stream("/api/v1/namespaces/default/configmaps",
+                              query={"watch": "true", "fieldSelector": "metadata.name=no-such-map",
+                                     "timeoutSeconds": "30"}, until=start + 1.0))
+    assert events == [] and 1.0 <= time.monotonic() - start < 2.0
+    assert kube.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"

@@ -63,3 +63,27 @@ def test_members_no_longer_desired_show_as_removed(kube, ns, applyset):
     report = diff_set(kube, [namespace(ns), configmap(ns, "a")], applyset=applyset)
     assert states(report) == {"Namespace/" + ns: "unchanged", "ConfigMap/a": "unchanged",
                               "ConfigMap/b": "removed"}
+
+
+def test_nothing_is_read_in_a_namespace_the_set_creates(kube, ns, applyset):
+    """A Namespace of the set that is not there holds nothing: its objects are not read one
+    by one (the lists by label are all that is read besides the parent and the Namespace)."""
+    objects = [namespace(ns), configmap(ns, "app"), secret(ns, "db", password="x"), service(ns, "web")]
+    kube.counts.reset()
+    report = diff_set(kube, objects, applyset=applyset)
+    assert set(states(report).values()) == {"added"}
+    # The parent and the Namespace: one GET each. Lists: Namespaces, and 3 kinds in the set's
+    # namespace and in the parent's.
+    assert kube.counts.reset() == {"get": 2, "list": 1 + 3 * 2, "discovery": 1}
+
+
+def test_the_diff_keeps_what_it_read_for_the_apply(kube, ns, applyset):
+    apply_set(kube, [namespace(ns), configmap(ns, "same"), configmap(ns, "edited"), configmap(ns, "dropped")],
+              applyset=applyset)
+    report = diff_set(kube, [namespace(ns), configmap(ns, "same"), configmap(ns, "edited", key="new"),
+                             configmap(ns, "new")], applyset=applyset)
+    observed = report.observed
+    assert observed.parent.group_kinds == {("", "ConfigMap"), ("", "Namespace")}
+    assert {key[3] for key in observed.unchanged} == {ns, "same"}
+    assert {key[3] for key in observed.absent} == {"new"}
+    assert [member.ref.name for member in observed.prunable] == ["dropped"]

@@ -1,4 +1,5 @@
-"""Health with a deadline, per object, on workloads run by kwok's simulated nodes."""
+"""Health with a deadline, per object, on workloads run by kwok's simulated nodes: the
+apply's answers assessed first, what is pending watched."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fleet.core.objects import ObjectRef
 from fleet.kube.apply import apply_set
 from fleet.kube.errors import Timeout
 from fleet.kube.health import wait_healthy
-from tests.kube.manifests import configmap, crd, deployment, namespace
+from tests.kube.manifests import configmap, crd, deployment, namespace, service
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -81,3 +82,29 @@ def test_unhealthy_objects_are_reported_at_the_deadline(kube, ns, applyset):
     with pytest.raises(Timeout, match=rf"Deployment.apps {ns}/stuck: not healthy after 3s") as info:
         report.raise_for_health()
     assert info.value.code == "timeout"
+
+
+def test_the_applys_answers_are_assessed_first_and_only_what_is_pending_is_watched(kube, ns, applyset):
+    """A ConfigMap or a Service has no health: its answer is all there is, nothing is read.
+    A Deployment just created is not available yet: it is watched (one request for its
+    kind and namespace), never polled, until it is."""
+    objects = [namespace(ns), configmap(ns, "app"), service(ns, "web"), deployment(ns, "web"), deployment(ns, "api")]
+    result = apply_set(kube, objects, applyset=applyset)
+    kube.counts.reset()
+    report = wait_healthy(kube, result.applied, timeout=60, live=result.live)
+    assert report.ok and not report.timed_out, [h.as_dict() for h in report.results]
+    assert kube.counts.reset() == {"watch": 1}
+    # Applied again, nothing changes: every answer says healthy already.
+    again = apply_set(kube, objects, applyset=applyset)
+    kube.counts.reset()
+    assert wait_healthy(kube, again.applied, timeout=60, live=again.live).ok
+    assert kube.counts.reset() == {}
+
+
+def test_a_quiet_watch_ends_at_the_deadline(kube, ns, applyset):
+    stuck = deployment(ns, "stuck", node_selector={"fleet.test/no-such-node": "true"})
+    result = apply_set(kube, [namespace(ns), stuck], applyset=applyset)
+    kube.counts.reset()
+    report = wait_healthy(kube, result.applied, timeout=2, live=result.live)
+    assert report.timed_out and not report.ok and 2 <= report.elapsed < 3
+    assert kube.counts.reset() == {"watch": 1}

@@ -77,3 +77,13 @@ def test_crd_pvc_and_generic_conditions():
     available = {"status": {"conditions": [{"type": "Available", "status": "True"}]}}
     assert assess(ref("example.com", "Widget"), available).healthy is True
     assert assess(ref("", "ConfigMap"), {"data": {}}).healthy is None
+
+
+def test_a_deadline_the_previous_generation_missed_is_not_the_new_ones():
+    """A spec just applied (to fix a stuck rollout, say) is not failed for the condition
+    the controller set about the spec before it: it waits for the controller."""
+    stale = {"metadata": {"generation": 3}, "spec": {"replicas": 3}, "status": {
+        "observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False",
+                                                 "reason": "ProgressDeadlineExceeded"}]}}
+    result = assess(ref("apps", "Deployment"), stale)
+    assert (result.healthy, result.terminal) == (False, False) and "observe generation 3" in result.reason
