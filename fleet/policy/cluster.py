@@ -32,7 +32,8 @@ from typing import Any
 from fleet.core.objects import Key, ObjectRef
 from fleet.inventory.models import Cluster
 from fleet.kube.client import KubeClient, client_for
-from fleet.kube.errors import KubeError, UnknownKind
+from fleet.kube.discovery import Resource
+from fleet.kube.errors import KubeError, NotFound, UnknownKind
 from fleet.policy.bundle import Bundle
 from fleet.policy.errors import PolicyError
 from fleet.policy.gatekeeper.match import namespace_excluded
@@ -41,6 +42,7 @@ from fleet.policy.gatekeeper.templates import GVK
 from fleet.policy.inputs import Admission, namespaces_of, placed
 
 IDENTITY_TTL = 600.0
+NAMESPACE_GVK: GVK = ("", "v1", "Namespace")
 PAGE = 500
 _identities: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 _identities_lock = threading.Lock()
@@ -86,10 +88,33 @@ def sync_kinds(bundles: Iterable[Bundle]) -> set[GVK]:
     return kinds
 
 
-def _list(client: KubeClient, group: str, version: str, kind: str, state: ClusterState) -> list[dict[str, Any]]:
+def _describe(client: KubeClient, group: str, version: str, kind: str, state: ClusterState) -> Resource:
+    """The kind's plural and scope, from discovery (raises :class:`UnknownKind`)."""
     resource = client.discovery.resource(group, version, kind)
     state.plurals[(group, kind)] = resource.plural
     state.namespaced[(group, kind)] = resource.namespaced
+    return resource
+
+
+def _namespaces(client: KubeClient, objects: Sequence[Mapping[str, Any]], state: ClusterState,
+                ) -> dict[str, dict[str, Any]]:
+    """The live Namespaces the objects are placed in (those :attr:`ClusterState.live`
+    holds already, the others read one by one; one that is not there is left out)."""
+    names = {(placed(dict(obj), state.namespaced).get("metadata") or {}).get("namespace") for obj in objects}
+    found = {}
+    for name in sorted(n for n in names if n):
+        live = state.live.get(("", "Namespace", "", name))
+        if live is None:
+            try:
+                live = {"apiVersion": "v1", "kind": "Namespace", **client.get(f"/api/v1/namespaces/{name}")}
+            except NotFound:
+                continue
+        found[name] = live
+    return found
+
+
+def _list(client: KubeClient, group: str, version: str, kind: str, state: ClusterState) -> list[dict[str, Any]]:
+    resource = _describe(client, group, version, kind, state)
     api_version = f"{group}/{version}" if group else version
     items: list[dict[str, Any]] = []
     query: dict[str, Any] = {"limit": PAGE}
@@ -120,23 +145,36 @@ def _identity(client: KubeClient) -> dict[str, Any]:
 
 
 def read_state(cluster: Cluster, objects: Sequence[Mapping[str, Any]], deployed: Sequence[Mapping[str, Any]],
-               synced: set[GVK]) -> ClusterState:
+               synced: set[GVK], *, known: Mapping[Key, dict[str, Any]] | None = None) -> ClusterState:
     """Read what the reviews and the inventory need. A kind of the release the cluster
     does not serve yet (its CRD comes with the release) has no live objects; any other
     failure to read the release's kinds or the Namespaces propagates as a KubeError (the
-    gate cannot judge without them)."""
+    gate cannot judge without them).
+
+    ``known``: the live objects of the release and of what the apply prunes, by
+    :attr:`ObjectRef.key`, as the caller has just read them (the pipeline's diff: one of
+    them missing is not on the cluster). Then none of those kinds is listed across the
+    cluster (the lists grow with everything else the cluster runs), and of the Namespaces
+    only those the reviews place objects in are read."""
     client = client_for(cluster)
     state = ClusterState(user_info=_identity(client))
     wanted = {(ObjectRef.of(o).group, ObjectRef.of(o).version, o["kind"]) for o in [*objects, *deployed]}
-    wanted.add(("", "v1", "Namespace"))
+    wanted.add(NAMESPACE_GVK)
     listed: dict[GVK, list[dict[str, Any]]] = {}
     for gvk in sorted(wanted):
         try:
-            listed[gvk] = _list(client, *gvk, state)
+            if known is None:
+                listed[gvk] = _list(client, *gvk, state)
+            else:
+                _describe(client, *gvk, state)
         except UnknownKind:
             continue
-        state.live.update((ObjectRef.of(item).key, item) for item in listed[gvk])
-    state.namespaces = namespaces_of(listed.get(("", "v1", "Namespace"), []))
+        state.live.update((ObjectRef.of(item).key, item) for item in listed.get(gvk, []))
+    if known is None:
+        state.namespaces = namespaces_of(listed.get(NAMESPACE_GVK, []))
+    else:
+        state.live.update(known)
+        state.namespaces = _namespaces(client, [*objects, *deployed], state)
     for gvk in sorted(synced):
         try:
             state.synced += listed[gvk] if gvk in listed else _list(client, *gvk, state)

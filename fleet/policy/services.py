@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from fleet.audit import services as audit
 from fleet.core.labels import parse_selector
+from fleet.core.objects import Key
 from fleet.inventory.models import Cluster, Release
 from fleet.policy import cluster as cluster_state
 from fleet.policy import gate
@@ -107,11 +108,14 @@ def evaluate(objects: list[dict[str, Any]], *, cluster: Cluster | None = None,
              policy_sets: Sequence[PolicySet] | None = None, engine: Engine | None = None,
              source: str = DecisionSource.API, record: bool = True, live: bool = False,
              inventory: Sequence[dict[str, Any]] = (), dry_run: bool = False,
+             known: Mapping[Key, dict[str, Any]] | None = None,
              ) -> tuple[gate.Verdict, PolicyDecision | None]:
     """Run the gate; raises PolicyError only for bad *input* (not a Kubernetes object
     list, bad engine name) — policy and engine failures are part of the verdict. With
     ``live`` (and a ``cluster``) the cluster is read, and a KubeError reading it
-    propagates; ``deployed`` then only says what the apply prunes."""
+    propagates; ``deployed`` then only says what the apply prunes, and ``known`` may
+    give the live objects of both as the caller has just read them
+    (``cluster.read_state``: they are not read again)."""
     engine = engine or get_engine()
     now = timezone.now()
     cluster_doc = cluster_document(cluster, name=cluster_name, labels=labels)
@@ -119,7 +123,7 @@ def evaluate(objects: list[dict[str, Any]], *, cluster: Cluster | None = None,
         policy_sets = applicable_sets(cluster_doc["labels"])
     specs = [spec_of(s) for s in policy_sets]
     if live and cluster is not None and specs:
-        deployed, admission, specs = _read_cluster(cluster, objects, list(deployed or []), specs, dry_run)
+        deployed, admission, specs = _read_cluster(cluster, objects, list(deployed or []), specs, dry_run, known)
     else:
         admission = release_admission(objects, inventory, dry_run=dry_run)
     data = build_input(objects, cluster=cluster_doc, release_from=release_document(release_from),
@@ -132,13 +136,13 @@ def evaluate(objects: list[dict[str, Any]], *, cluster: Cluster | None = None,
 
 
 def _read_cluster(cluster: Cluster, objects: list[dict[str, Any]], deployed: list[dict[str, Any]],
-                  specs: list[gate.PolicySetSpec], dry_run: bool,
+                  specs: list[gate.PolicySetSpec], dry_run: bool, known: Mapping[Key, dict[str, Any]] | None,
                   ) -> tuple[list[dict[str, Any]], Admission, list[gate.PolicySetSpec]]:
     """The live state for the reviews: what runs now (the live objects of the release
     and of what the apply prunes), the admission context, and the sets whose synced
     kinds could not be read marked as failed."""
     bundles = [spec.bundle for spec in specs if spec.bundle is not None]
-    state = cluster_state.read_state(cluster, objects, deployed, cluster_state.sync_kinds(bundles))
+    state = cluster_state.read_state(cluster, objects, deployed, cluster_state.sync_kinds(bundles), known=known)
 
     release_keys = [placed_key(obj, state.namespaced) for obj in objects]
     pruned = sorted({placed_key(obj, state.namespaced) for obj in deployed} - set(release_keys))

@@ -156,6 +156,13 @@ def deployed_objects(report: DiffReport, objects: list[dict[str, Any]]) -> list[
     return deployed
 
 
+def live_objects(report: DiffReport) -> dict[Key, Manifest]:
+    """The live objects a diff read (desired ones on the cluster, and what a prune deletes),
+    by key, as a list of them would give them: with their apiVersion and kind."""
+    return {diff.ref.key: {**diff.live, "apiVersion": diff.ref.api_version, "kind": diff.ref.kind}
+            for diff in report.objects if diff.live is not None}
+
+
 def _stub(ref: ObjectRef) -> dict[str, Any]:
     metadata = {"name": ref.name, **({"namespace": ref.namespace} if ref.namespace else {})}
     return {"apiVersion": ref.api_version, "kind": ref.kind, "metadata": metadata}
@@ -173,15 +180,18 @@ def gate(context: Context) -> dict[str, Any]:
     cluster, release = deployment.cluster, deployment.rollout.release
     objects = _objects(context)
     sets = policy.applicable_sets(cluster.labels)
-    # The change input needs the live state (one read per object): only when a policy runs.
-    deployed = []
+    # The change input needs the live state: only when a policy runs. The diff's reading
+    # (the release's objects and what the apply prunes) is also what the reviews see as
+    # live, so the gate lists none of those kinds across the cluster.
+    deployed, known = [], None
     if sets:
         report = kube.diff(cluster, objects)
         deployed = deployed_objects(report, objects)
+        known = live_objects(report)
         context.observed = report.observed
     verdict, decision = policy.evaluate(objects, cluster=cluster, release=release,
                                         release_from=_previous_release(cluster, release), deployed=deployed,
-                                        policy_sets=sets, source=DecisionSource.PIPELINE, live=True)
+                                        policy_sets=sets, source=DecisionSource.PIPELINE, live=True, known=known)
     summary = {"allowed": verdict.allowed, "decision": decision.pk if decision else None,
                "bundle_hash": verdict.bundle_hash, "counts": verdict.counts(),
                "violations": verdict.as_dict()["violations"][:50]}

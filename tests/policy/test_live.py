@@ -148,3 +148,23 @@ def test_a_kind_the_cluster_cannot_sync_fails_only_the_sets_that_sync_it(cluster
         "widgets": ("policy.input", False), "open": ("policy.input", True)}
     assert "cannot sync example.com/v1/Widget into data.inventory" in verdict.errors[0]["message"]
     assert not verdict.allowed
+
+
+def test_the_pipelines_reading_gives_the_same_reviews_without_listing_the_cluster(cluster, namespace):
+    """The pipeline hands the gate its diff's reading of the release (``known``): the same
+    reviews as from the gate's own reading, and no kind listed across the cluster."""
+    from fleet.kube import services as kube
+    from fleet.rollouts.steps import deployed_objects, live_objects
+
+    sets = [policy_set("probe", {"probe.yaml": PROBE + "---\n" + constraint(
+        "K8sReviewProbe", "everything", '{namespaceSelector: {matchLabels: {env: prod}}}')}, review_deletes=True)]
+    release = [configmap("old", namespace, "2"), configmap("new", namespace, "1"), service("web", namespace, {})]
+    own = sorted(v.message for v in gate(cluster, release, policy_sets=sets).violations)
+    report = kube.diff(cluster, release)
+    client = client_for(cluster)
+    client.counts.reset()
+    verdict = gate(cluster, release, deployed=deployed_objects(report, release), policy_sets=sets,
+                   known=live_objects(report))
+    assert sorted(v.message for v in verdict.violations) == own and len(own) == 3
+    assert "UPDATE ConfigMap/old old=true" in " ".join(own) and "CREATE ConfigMap/new old=false" in " ".join(own)
+    assert "list" not in client.counts.snapshot(), client.counts.snapshot()

@@ -63,7 +63,10 @@ BOUNDS = {
         "verify": {"watch": 1},  # the Deployment whose image changed
     },
 }
-POLICY_READS = {"list": 5, "create": 1}  # the policy gate's own: each kind of the set, Namespaces; who Fleet is
+# The policy gate's own reads: who Fleet is, and a Namespace the reviews place objects in
+# that the diff did not read (the release's, before it exists). Never a list of a kind
+# across the cluster: the reviews see the diff's reading as the live state.
+POLICY_READS = {"get": 1, "create": 1}
 NOTES = 'package counts.notes\n\nimport rego.v1\n\nwarn contains "noted" if input.kind == "Deployment"\n'
 
 
