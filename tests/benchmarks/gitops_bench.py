@@ -32,7 +32,7 @@ RESULTS = Path(__file__).parent / "results" / "gitops_bench.json"
 
 def _setup(root: Path, count: int):
     from fleet.dev.testrepo import create_internal_repo, create_primary_repo
-    from fleet.gitops import commits, overlay, tags
+    from fleet.gitops import commits
     from fleet.gitops.overlay import ClusterParams
     from fleet.gitops.workspace import RepoSpec, Workspace
     from fleet.render.limits import RenderLimits
@@ -50,13 +50,20 @@ def _setup(root: Path, count: int):
         params = ClusterParams(images={"registry.example.com/platform/web": f"1.1.1-site{i}"},
                                replicas={"web": 1 + i % 5}, hostnames={"platform": f"{name}.example.net"},
                                components=("ingress", "monitoring") if i % 2 else ("ingress",))
-        with ws.lock():
-            ws.ensure()
-            paths = commits.write_files(ws, overlay.overlay_files(ws.path, params), limits)
-            commits.check_and_commit(ws, paths, author, f"Configure {name}", limits)
-            tags.push(ws, [])
+        configure(ws, params, limits, author)
         workspaces.append(ws)
     return workspaces, time.perf_counter() - started
+
+
+def configure(ws, params, limits, author) -> None:
+    """Clone the workspace, commit the cluster's overlay for ``params`` and push it."""
+    from fleet.gitops import commits, overlay, tags
+
+    with ws.lock():
+        ws.ensure()
+        paths = commits.write_files(ws, overlay.overlay_files(ws.path, params), limits)
+        commits.check_and_commit(ws, paths, author, f"Configure {ws.spec.cluster}", limits)
+        tags.push(ws, [])
 
 
 def _measure(workspaces) -> list[dict[str, float]]:

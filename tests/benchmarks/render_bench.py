@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks.gitops_bench import configure
 from tests.benchmarks.support import bench_environment
 
 RESULTS = Path(__file__).parent / "results" / "render_bench.json"
@@ -41,7 +42,7 @@ def _cpu() -> float:
 
 def _setup(root: Path, count: int, overlays: int):
     from fleet.dev.testrepo import create_internal_repo, create_primary_repo
-    from fleet.gitops import commits, overlay, tags
+    from fleet.gitops import commits
     from fleet.gitops.overlay import ClusterParams
     from fleet.gitops.workspace import RepoSpec, Workspace
     from fleet.render.limits import RenderLimits
@@ -57,11 +58,7 @@ def _setup(root: Path, count: int, overlays: int):
         params = ClusterParams(images={"registry.example.com/platform/web": f"1.1.1-env{kind}"},
                                replicas={"web": 1 + kind}, hostnames={"platform": f"env{kind}.example.net"},
                                components=("ingress", "monitoring") if kind % 2 else ("ingress",))
-        with ws.lock():
-            ws.ensure()
-            paths = commits.write_files(ws, overlay.overlay_files(ws.path, params), limits)
-            commits.check_and_commit(ws, paths, author, f"Configure {name}", limits)
-            tags.push(ws, [])
+        configure(ws, params, limits, author)
         workspaces.append(ws)
         if (i + 1) % 50 == 0:
             print(f"  {i + 1}/{count} clusters set up", flush=True)
