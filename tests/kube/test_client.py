@@ -4,6 +4,7 @@ rate limiting, requests counted per verb."""
 from __future__ import annotations
 
 import os
+import ssl
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,18 +32,41 @@ def test_a_stored_kubeconfig_connects(local_cluster):
 
 
 @pytest.mark.cluster
-def test_client_certificate_files_are_private_and_removed_on_close(local_cluster):
+def test_client_certificate_files_are_private_and_gone_once_loaded(local_cluster, monkeypatch):
+    """``ssl`` loads a client key only from a file: it exists 0600 in a 0700 directory
+    while the client's TLS context loads it (seen from inside that call, which is then
+    made as ever), and is removed before the client is even returned."""
+    seen: dict[str, object] = {}
+    load = ssl.SSLContext.load_cert_chain
+
+    def watched(context, certfile, keyfile=None, password=None):
+        directory = Path(certfile).parent
+        seen["directory"] = directory
+        seen["modes"] = {p.name: stat.S_IMODE(p.stat().st_mode) for p in directory.iterdir()}
+        seen["directory_mode"] = stat.S_IMODE(directory.stat().st_mode)
+        return load(context, certfile, keyfile, password)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", watched)
     cert, key = self_signed()
-    client = KubeClient(ConnectionSpec(name=local_cluster.name, server=local_cluster.server,
-                                       token=local_cluster.token, ca_pem=local_cluster.ca_pem,
-                                       client_cert_pem=cert, client_key_pem=key))
-    directory = Path(client._tmpdir)
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in directory.iterdir()} == {
-        "client.crt": 0o600, "client.key": 0o600}
-    assert probe(client).ok  # the certificate is presented; the token authenticates
-    client.close()
-    assert not os.path.exists(directory)
+    with KubeClient(ConnectionSpec(name=local_cluster.name, server=local_cluster.server,
+                                   token=local_cluster.token, ca_pem=local_cluster.ca_pem,
+                                   client_cert_pem=cert, client_key_pem=key)) as client:
+        assert seen["modes"] == {"client.crt": 0o600, "client.key": 0o600}
+        assert seen["directory_mode"] == 0o700
+        assert not os.path.exists(seen["directory"])
+        assert probe(client).ok  # the certificate is presented; the token authenticates
+
+
+@pytest.mark.cluster
+def test_connections_are_kept_and_reused(local_cluster):
+    """One TLS context per client, and connections kept alive: requests one after another
+    open one connection, not one each (each is a handshake the API server pays for)."""
+    with KubeClient(ConnectionSpec(name=local_cluster.name, server=local_cluster.server,
+                                   token=local_cluster.token, ca_pem=local_cluster.ca_pem)) as client:
+        for _ in range(5):
+            client.get("/version")
+        assert client.requests_sent == 5
+        assert client.connections_opened == 1
 
 
 @pytest.mark.embedded

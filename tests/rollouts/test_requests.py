@@ -31,6 +31,7 @@ from fleet.dev import testrepo
 from fleet.dev.localfleet.register import register
 from fleet.gitops.git import Git
 from fleet.inventory.models import Channel, Cluster, Release
+from fleet.kube import constants
 from fleet.kube import services as kube_services
 from fleet.kube.client import client_for
 from fleet.kube.errors import NotFound
@@ -223,3 +224,6 @@ def test_requests_per_deployment(count_world, policy, tmp_path):
     repeat = count_world.measure(count_world.releases[1])
     report(f"changed set ({'with' if policy else 'no'} policy)", repeat)
     assert_within(repeat, BOUNDS["changed"], policy)
+    # Both deployments on kept-alive connections: at most one per concurrent request, each
+    # a TLS handshake the server pays for once, not once per deployment.
+    assert client_for(count_world.cluster).connections_opened <= constants.CONCURRENCY
