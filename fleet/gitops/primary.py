@@ -15,20 +15,34 @@ Branches in the mirror only move forward with the vendor's (a fetch when a new
 release appears), and workspaces read theirs from it, so no workspace knows a newer
 vendor commit than its mirror: the merge base an upgrade rebases from is always found.
 The mirror is never pruned of objects or evicted (``gc.auto=0``): workspaces borrow them.
+
+Each fetch into the mirror leaves a new generation token
+(:func:`~fleet.gitops.workspace.mirror_generation`): what was learnt about the mirror's
+branches holds while the token is the same. A process
+remembers which commits it found on which branch, per generation, and a workspace which
+generation it last fetched: a rollout's thousandth cluster asks git nothing about a
+mirror the first one already fetched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 from django.conf import settings
 
+from fleet.core.lru import LRU
+from fleet.gitops.constants import MIRROR_GENERATION
 from fleet.gitops.git import Git, neutralise_attributes, scrub
-from fleet.gitops.workspace import directory_lock
+from fleet.gitops.workspace import directory_lock, mirror_generation
 
 ROOT = "_primaries"
+# "<mirror> <generation> <branch> <sha>" for a commit found on that branch of the mirror
+# at that generation: true for as long as the generation is the mirror's.
+_ON_BRANCH: LRU[bool] = LRU(4096)
 
 
 def mirror_path(url: str, root: Path | None = None) -> Path:
@@ -36,13 +50,16 @@ def mirror_path(url: str, root: Path | None = None) -> Path:
     return Path(root or settings.FLEET_WORKSPACE_DIR) / ROOT / key / "repo.git"
 
 
-READY = "fetched"  # written once the mirror's first fetch is complete: before it, it has no branches
+def _new_generation(path: Path) -> None:
+    scratch = path / f"{MIRROR_GENERATION}.{uuid.uuid4().hex}"
+    scratch.write_text(uuid.uuid4().hex)
+    os.replace(scratch, path / MIRROR_GENERATION)  # readers see the old token or the new, whole
 
 
 def existing(url: str, root: Path | None = None) -> Path | None:
     """The mirror of ``url`` if its first fetch is done (no fetch): what a new clone borrows from."""
     path = mirror_path(url, root)
-    return path if (path / READY).is_file() else None
+    return path if (path / MIRROR_GENERATION).is_file() else None
 
 
 def ensure_commit(url: str, sha: str, branch: str, root: Path | None = None) -> tuple[Path, bool]:
@@ -57,8 +74,16 @@ def ensure_commit(url: str, sha: str, branch: str, root: Path | None = None) -> 
     git = Git(path)
 
     def has_it() -> bool:
-        return (path / READY).is_file() and git.attempt(
-            "merge-base", "--is-ancestor", sha, f"refs/heads/{branch}").status == 0
+        token = mirror_generation(path)  # read before git is asked: the answer holds for this generation
+        if not (path / MIRROR_GENERATION).is_file():
+            return False
+        key = f"{path} {token} {branch} {sha}"
+        if token and _ON_BRANCH.get(key):
+            return True
+        found = git.attempt("merge-base", "--is-ancestor", sha, f"refs/heads/{branch}").status == 0
+        if found and token:
+            _ON_BRANCH.put(key, True)
+        return found
 
     if has_it():  # the common case, read-only: no lock, so a thousand clusters do not queue
         return path, False
@@ -74,7 +99,7 @@ def ensure_commit(url: str, sha: str, branch: str, root: Path | None = None) -> 
                 neutralise_attributes(path)
             git.run("fetch", "--quiet", "--prune", "--no-tags", url, "+refs/heads/*:refs/heads/*",
                     remote_url=url)
-            (path / READY).touch()
+            _new_generation(path)
         except BaseException:
             if fresh:
                 shutil.rmtree(path, ignore_errors=True)  # a first fetch that failed leaves nothing

@@ -106,7 +106,10 @@ class Session:
     def tag_deployment(self, context: dict[str, Any] | None = None, *, push: bool = True) -> str:
         """Tag HEAD as deployed (reusing the tag if HEAD already has the latest one) and push.
 
-        Only internal is fetched first (its tags number the new one; origin plays no part)."""
+        Only internal is fetched first (its tags number the new one; origin plays no part).
+        A fetch leaves exactly internal's deploy tags, so a reused tag is on internal
+        already: when internal's branch is HEAD too (a release deployed again) there is
+        nothing to push, and no push is made."""
         ws = self.workspace
         ws.fetch(origin=False)
         head = ws.head()
@@ -115,7 +118,7 @@ class Session:
         if created:
             audit.record("gitops.tag", target=self.cluster, metadata={"tag": tag, "sha": head,
                                                                        "context": context or {}})
-        if push:
+        if push and (created or ws.remote_ref(INTERNAL, ws.spec.internal_branch) != head):
             _push(ws, self.cluster, [tag])
         return tag
 

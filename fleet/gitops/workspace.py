@@ -5,15 +5,17 @@ Layout under ``FLEET_WORKSPACE_DIR``: ``<cluster>/repo`` is the clone (remotes
 ``origin/<branch>``), ``<cluster>/lock`` the lock file, kept outside the clone so
 ``git clean`` never touches it. ``repo/.git/fleet-remotes`` holds the remote URLs Fleet
 set, written last by a clone: a later job finds the clone complete and its remotes as
-the inventory says without asking git. The lock is an ``flock``: workspaces are local
-directories, so a lock on the same machine is exactly the scope needed, and the
-kernel releases it when a worker dies. It is re-entrant within a thread, so a
-service holding it can call another that takes it too.
+the inventory says without asking git; ``repo/.git/fleet-mirror`` the primary mirror's
+generation its ``origin/*`` branches were last fetched at (``fleet.gitops.primary``).
+The lock is an ``flock``: workspaces are local directories, so a lock on the same
+machine is exactly the scope needed, and the kernel releases it when a worker dies. It
+is re-entrant within a thread, so a service holding it can call another that takes it too.
 """
 
 from __future__ import annotations
 
 import fcntl
+import re
 import shutil
 import threading
 import time
@@ -24,13 +26,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from fleet.gitops.constants import INTERNAL, ORIGIN
+from fleet.gitops.constants import INTERNAL, MIRROR_GENERATION, ORIGIN
 from fleet.gitops.errors import BadInput, WorkspaceBusy, WorkspaceDirty
 from fleet.gitops.git import Git, neutralise_attributes
 
 _held = threading.local()
 LEASE_REF = "refs/fleet/internal-base"
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 REMOTES_FILE = "fleet-remotes"
+MIRRORED_FILE = "fleet-mirror"
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,38 @@ class Refs:
 
     def tracks_origin(self, branch: str) -> bool:
         return self.upstreams.get(branch) == f"refs/remotes/{ORIGIN}/{branch}"
+
+    def checked_out(self, branch: str, sha: str) -> Refs:
+        """These refs after ``checkout -B branch sha`` and tracking ``origin/<branch>``."""
+        return Refs(branch, {**self.shas, f"refs/heads/{branch}": sha},
+                    {**self.upstreams, branch: f"refs/remotes/{ORIGIN}/{branch}"})
+
+    def leased(self, sha: str | None) -> Refs:
+        """These refs with the lease at ``sha`` (``None``: without one)."""
+        shas = {name: value for name, value in self.shas.items() if name != LEASE_REF}
+        return Refs(self.branch, {**shas, LEASE_REF: sha} if sha else shas, self.upstreams)
+
+
+def mirror_generation(mirror: Path) -> str:
+    """The token the primary mirror at ``mirror``'s last complete fetch left ('' before
+    its first fetch is done, when it has no branches yet, and for a mirror older than tokens)."""
+    try:
+        return (mirror / MIRROR_GENERATION).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _mirror_stamp(mirror: Path) -> str:
+    """Which mirror, at which generation ('' when it has none to tell)."""
+    token = mirror_generation(mirror)
+    return f"{mirror.resolve()} {token}\n" if token else ""
+
+
+def _write_or_remove(path: Path, text: str) -> None:
+    if text:
+        path.write_text(text)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def holds_lock(home: Path) -> bool:
@@ -210,16 +246,23 @@ class Workspace:
         """Fetch origin's branches (no tags), and internal's branches and deploy tags
         (``origin=False``: internal's only, for a job that has just fetched origin).
         With ``mirror`` (the primary's local mirror, ``fleet.gitops.primary``) origin's
-        branches come from it, borrowing its objects instead of copying them.
+        branches come from it, borrowing its objects instead of copying them, and only
+        when the mirror has been fetched into since this workspace last took them (only
+        these fetches move the workspace's ``origin/*``).
 
         ``--prune`` also drops local deploy tags that internal lacks, so the local
         tags mirror the deployment history exactly after every fetch.
         """
+        mirrored = self.path / ".git" / MIRRORED_FILE
         if origin and mirror is not None:
             self.borrow_objects(mirror)
-            self.git.run("fetch", "--quiet", "--prune", "--no-tags", str(mirror),
-                         f"+refs/heads/*:refs/remotes/{ORIGIN}/*", local_source=True)
+            stamp = _mirror_stamp(mirror)  # read before the fetch: a later one is fetched next time
+            if not stamp or not mirrored.is_file() or mirrored.read_text() != stamp:
+                self.git.run("fetch", "--quiet", "--prune", "--no-tags", str(mirror),
+                             f"+refs/heads/*:refs/remotes/{ORIGIN}/*", local_source=True)
+                _write_or_remove(mirrored, stamp)
         elif origin:
+            mirrored.unlink(missing_ok=True)  # origin's branches from elsewhere: the next mirror fetch is due
             self.git.run("fetch", "--quiet", "--prune", "--no-tags", ORIGIN,
                          f"+refs/heads/*:refs/remotes/{ORIGIN}/*", remote_url=self.spec.origin_url)
         self.git.run("fetch", "--quiet", "--prune", "--no-tags", INTERNAL,
@@ -244,6 +287,16 @@ class Workspace:
             output = self.git.run("for-each-ref", f"--format={Refs.FORMAT}", *Refs.PATTERNS)
             self._refs = (self.git.ref_changes, Refs.parse(output))
         return self._refs[1]
+
+    def _known_refs(self) -> Refs | None:
+        """The refs as last read, if no command since may have moved one (no git run)."""
+        return self._refs[1] if self._refs is not None and self._refs[0] == self.git.ref_changes else None
+
+    def _moved(self, refs: Refs | None) -> None:
+        """Keep ``refs`` as the refs now: the caller knew them before its commands and
+        applied every effect those had on them (``None``: it did not know them)."""
+        if refs is not None:
+            self._refs = (self.git.ref_changes, refs)
 
     def rev(self, ref: str) -> str | None:
         result = self.git.attempt("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
@@ -300,10 +353,13 @@ class Workspace:
         ``tracked`` says whether it is, for a caller that read the refs before moving HEAD."""
         if tracked is None:
             tracked = self.refs().tracks_origin(branch)
+        # A commit's full name is what the branch will name: the refs need no reading after.
+        known = self._known_refs() if _FULL_SHA.fullmatch(start) else None
         self.git.run("checkout", "--quiet", "--force", "-B", branch, start)
         if not tracked:
             self.git.run("branch", "--quiet", f"--set-upstream-to={ORIGIN}/{branch}", branch)
         self.git.run("clean", "-ffdxq")
+        self._moved(known.checked_out(branch, start) if known else None)
 
     def start_at(self, branch: str, target: str | None = None) -> str:
         """Check out ``branch`` at ``target``, discarding local changes, and adopt internal's
@@ -354,10 +410,12 @@ class Workspace:
         """Make the lease ``sha`` (``None``: no lease yet) unless it is already (``now``, as last read)."""
         if sha == now:
             return
+        known = self._known_refs()
         if sha:
             self.git.run("update-ref", LEASE_REF, sha)
         else:
             self.git.run("update-ref", "-d", LEASE_REF)
+        self._moved(known.leased(sha) if known else None)
 
     def lease(self) -> str:
         """The internal branch value a push expects to replace ('' for none yet)."""

@@ -7,7 +7,9 @@ import pytest
 
 from fleet.gitops import primary as primaries
 from fleet.gitops import services
+from fleet.gitops.constants import MIRROR_GENERATION
 from fleet.gitops.git import Git
+from fleet.gitops.workspace import mirror_generation
 from tests.factories import ChannelFactory, ReleaseFactory
 from tests.gitops.conftest import clone_of
 
@@ -78,5 +80,36 @@ def test_a_commit_no_branch_leads_to_yet_is_fetched(primary, workspace_dir):
     assert Git(path).run("rev-parse", "refs/heads/release-1.0").strip() == head
     assert primaries.ensure_commit(primary.url, head, "release-1.0") == (path, False)
 
-    (path / primaries.READY).unlink()  # as during a first fetch: nothing to borrow from yet
+    (path / MIRROR_GENERATION).unlink()  # as during a first fetch: nothing to borrow from yet
     assert primaries.existing(primary.url) is None
+
+
+def test_a_workspace_takes_the_mirrors_branches_again_only_after_a_fetch_into_it(primary, make_cluster, monkeypatch):
+    """Only a fetch moves the mirror's branches, and each leaves a new generation: a
+    workspace that took them at this generation does not fetch them again, and asking
+    whether the mirror has a commit it was found to have asks git nothing."""
+    mirror, _ = primaries.ensure_commit(primary.url, primary.head("release-1.0"), "release-1.0")
+    Git(mirror).run("update-ref", "-d", "refs/heads/release-1.2")  # as if the vendor had not released it yet
+    cluster = make_cluster(primary, "edge-m", at=primary.head("release-1.0"))
+    release = ReleaseFactory(channel=cluster.channel, upstream_sha=primary.head("release-1.0"))
+    assert services.prepare(cluster, release).ok
+    workspace = clone_of(cluster)
+    assert workspace.remote_ref("origin", "release-1.2") is None
+
+    from_mirror: list[tuple[str, ...]] = []
+    original = Git.attempt
+
+    def attempt(self, *args, **kwargs):
+        if str(mirror) in args or self.path == mirror:
+            from_mirror.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Git, "attempt", attempt)
+    assert services.prepare(cluster, release).ok
+    assert from_mirror == []  # no fetch from it, and no merge-base in it
+
+    before = mirror_generation(mirror)
+    assert primaries.ensure_commit(primary.url, primary.head("release-1.2"), "release-1.2") == (mirror, True)
+    assert mirror_generation(mirror) != before
+    assert services.prepare(cluster, release).ok
+    assert clone_of(cluster).remote_ref("origin", "release-1.2") == primary.head("release-1.2")
