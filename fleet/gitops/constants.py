@@ -30,7 +30,7 @@ DEFAULT_BASE = "base"
 COMPONENTS_DIR = "components"
 MIGRATIONS_DIR = "migrations"
 TAG_PREFIX = "deploy"
-# In a primary mirror (``fleet.gitops.primary``): written when a fetch into it is complete,
-# with a token of its own each time. Equal tokens read before two uses mean the mirror's
-# branches did not move between them (only a fetch moves them, and it writes a new token).
+# In a primary mirror (``fleet.gitops.primary``): written when its first fetch is complete,
+# then with a new token before and after each fetch into it. Equal tokens read before two
+# uses mean the mirror's branches did not move between them (only a fetch moves them).
 MIRROR_GENERATION = "fetched"

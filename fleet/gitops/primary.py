@@ -18,10 +18,9 @@ The mirror is never pruned of objects or evicted (``gc.auto=0``): workspaces bor
 
 Each fetch into the mirror leaves a new generation token
 (:func:`~fleet.gitops.workspace.mirror_generation`): what was learnt about the mirror's
-branches holds while the token is the same. A process
-remembers which commits it found on which branch, per generation, and a workspace which
-generation it last fetched: a rollout's thousandth cluster asks git nothing about a
-mirror the first one already fetched.
+branches holds while the token is the same. A process remembers which commits it found
+on which branch, per generation, and a workspace which generation it last fetched: a
+rollout's thousandth cluster asks git nothing about a mirror the first one already fetched.
 """
 
 from __future__ import annotations
@@ -74,9 +73,9 @@ def ensure_commit(url: str, sha: str, branch: str, root: Path | None = None) -> 
     git = Git(path)
 
     def has_it() -> bool:
-        token = mirror_generation(path)  # read before git is asked: the answer holds for this generation
-        if not (path / MIRROR_GENERATION).is_file():
+        if not (path / MIRROR_GENERATION).is_file():  # no complete fetch yet: no branches
             return False
+        token = mirror_generation(path)  # read before git is asked: the answer holds for this generation
         key = f"{path} {token} {branch} {sha}"
         if token and _ON_BRANCH.get(key):
             return True
@@ -97,6 +96,11 @@ def ensure_commit(url: str, sha: str, branch: str, root: Path | None = None) -> 
                 path.mkdir(parents=True)
                 git.run("init", "--quiet", "--bare")
                 neutralise_attributes(path)
+            elif (path / MIRROR_GENERATION).is_file():
+                # A new token before the fetch as well as after: a fetch that dies half-way
+                # (its refs moved, no token after) must not leave the token workspaces
+                # recorded before it, or they would never take what it moved.
+                _new_generation(path)
             git.run("fetch", "--quiet", "--prune", "--no-tags", url, "+refs/heads/*:refs/heads/*",
                     remote_url=url)
             _new_generation(path)

@@ -130,8 +130,9 @@ class Refs:
 
 
 def mirror_generation(mirror: Path) -> str:
-    """The token the primary mirror at ``mirror``'s last complete fetch left ('' before
-    its first fetch is done, when it has no branches yet, and for a mirror older than tokens)."""
+    """The primary mirror's generation token, new before and after each fetch into it (''
+    before its first fetch is done, when it has no branches yet, and for a mirror older
+    than tokens)."""
     try:
         return (mirror / MIRROR_GENERATION).read_text().strip()
     except FileNotFoundError:
@@ -258,6 +259,7 @@ class Workspace:
             self.borrow_objects(mirror)
             stamp = _mirror_stamp(mirror)  # read before the fetch: a later one is fetched next time
             if not stamp or not mirrored.is_file() or mirrored.read_text() != stamp:
+                mirrored.unlink(missing_ok=True)  # a fetch that fails half-way is not the one recorded
                 self.git.run("fetch", "--quiet", "--prune", "--no-tags", str(mirror),
                              f"+refs/heads/*:refs/remotes/{ORIGIN}/*", local_source=True)
                 _write_or_remove(mirrored, stamp)

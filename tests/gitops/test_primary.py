@@ -8,6 +8,7 @@ import pytest
 from fleet.gitops import primary as primaries
 from fleet.gitops import services
 from fleet.gitops.constants import MIRROR_GENERATION
+from fleet.gitops.errors import GitError
 from fleet.gitops.git import Git
 from fleet.gitops.workspace import mirror_generation
 from tests.factories import ChannelFactory, ReleaseFactory
@@ -113,3 +114,17 @@ def test_a_workspace_takes_the_mirrors_branches_again_only_after_a_fetch_into_it
     assert mirror_generation(mirror) != before
     assert services.prepare(cluster, release).ok
     assert clone_of(cluster).remote_ref("origin", "release-1.2") == primary.head("release-1.2")
+
+
+def test_a_fetch_into_the_mirror_that_dies_half_way_still_moves_its_generation(primary):
+    """A fetch may have moved some branches before it failed: the generation the
+    workspaces recorded before it must not hold any more, or they would not fetch again."""
+    head = primary.head("release-1.0")
+    path, _ = primaries.ensure_commit(primary.url, head, "release-1.0")
+    before = mirror_generation(path)
+    Git(path).run("update-ref", "-d", "refs/heads/release-1.0")  # so the next ask fetches
+    primary.path.rename(primary.path.with_name("gone.git"))  # and the vendor is not there
+    with pytest.raises(GitError):
+        primaries.ensure_commit(primary.url, head, "release-1.0")
+    assert mirror_generation(path) not in ("", before)
+    assert primaries.existing(primary.url) == path  # still the mirror a new clone borrows from
