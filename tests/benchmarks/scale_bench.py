@@ -112,6 +112,28 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _status_kib(pid: int, field: str) -> int:
+    """A ``/proc/<pid>/status`` memory field (``VmHWM``: peak RSS; ``VmRSS``: now), in KiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def control_plane_memory(workers) -> dict[str, float]:
+    """The workers' peak RSS since they started (the benchmark's only control-plane
+    processes: no web server takes part in a rollout) and their OPA servers' RSS now, MiB."""
+    peaks = [_status_kib(p.pid, "VmHWM") for p in workers.processes]
+    opa = [_status_kib(child, "VmRSS") for p in workers.processes for child in _children(p.pid)
+           if "opa" in _cmdline(child)]
+    return {"workers_peak_rss_mib": round(sum(peaks) / 1024, 1),
+            "worker_peak_rss_mib_max": round(max(peaks, default=0) / 1024, 1),
+            "opa_rss_mib": round(sum(opa) / 1024, 1)}
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
@@ -267,6 +289,9 @@ def print_summary(s: dict) -> None:
     print(f"  policy             {s['cold_decisions']} cold decisions, {s['objects_evaluated']} objects sent to OPA; "
           f"OPA CPU {s['opa_cpu_seconds']:.2f} s")
     print(f"  render             {s['renders']} renders, {s['render_builds']} kustomize builds (the rest cached)")
+    memory = s["memory"]
+    print(f"  memory             workers' peak RSS {memory['workers_peak_rss_mib']} MiB in all (largest "
+          f"{memory['worker_peak_rss_mib_max']}), their OPA servers {memory['opa_rss_mib']} MiB")
     for key, cpu in s["cpu_seconds"].items():
         print(f"  CPU s {key:<12} total {sum(cpu.values()):.1f}: "
               + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])))
@@ -396,6 +421,7 @@ def main() -> None:
             cpu = {"rollout": meter.delta(cpu0, cpu1), "loop": {k: round(v * scale, 2) for k, v in loop_cpu.items()},
                    "xargs": meter.delta(cpu3, cpu4)}
             summary = summarise(phase, len(members), max_parallel, result, loop, xargs, integrity, cpu, policy)
+            summary["memory"] = control_plane_memory(workers)
             if args.repeat:
                 summary["repeat"] = repeat_rollout(release, phase, len(members), max_parallel, author, meter, tmp)
             print_summary(summary)
