@@ -119,8 +119,12 @@ class KubeClient:
         self.cluster = spec.name
         self.server = spec.server.rstrip("/")
         self.fingerprint = spec.fingerprint()
+        try:
+            context = tls_context(spec)
+        except (ssl.SSLError, ValueError) as exc:  # a stored CA or key ssl cannot load: the cluster's error
+            raise from_transport(exc, cluster=self.cluster, server=self.server) from None
         self._pool = urllib3.PoolManager(
-            ssl_context=tls_context(spec), cert_reqs=ssl.CERT_REQUIRED,
+            ssl_context=context, cert_reqs=ssl.CERT_REQUIRED,
             server_hostname=spec.tls_server_name or None, maxsize=constants.CONCURRENCY,
             retries=urllib3.Retry(total=constants.CONNECT_RETRIES, connect=constants.CONNECT_RETRIES,
                                   read=0, status=0, other=0, redirect=0,
